@@ -1,0 +1,31 @@
+"""stochdyn: stochastic dynamics on landscapes — Langevin, SGD and evolution as Numba-parallel ensembles.
+
+>>> import stochdyn as sd
+>>> land = sd.landscapes.DoubleWell(dim=2)
+>>> ds = sd.simulate(sd.EulerMaruyama(dt=1e-3, temperature=1/3), land, x0=[-1.0, 0.0],
+...                  n_replicas=1000, n_steps=1000, record_every=100, rng=0)
+"""
+
+from . import integrators, io, landscapes, random, theory
+from ._validation import ValidationError
+from ._version import __version__
+from .ensemble import DivergenceWarning, simulate
+from .integrators import BAOAB, EulerMaruyama, LeimkuhlerMatthews
+from .io import open_dataset, save
+
+__all__ = [
+    "__version__",
+    "simulate",
+    "landscapes",
+    "integrators",
+    "random",
+    "theory",
+    "io",
+    "save",
+    "open_dataset",
+    "EulerMaruyama",
+    "LeimkuhlerMatthews",
+    "BAOAB",
+    "ValidationError",
+    "DivergenceWarning",
+]

@@ -1,0 +1,44 @@
+"""Small Numba helpers shared by kernels: raw data pointers and the landscape function type."""
+
+from __future__ import annotations
+
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+#: C signature of a compiled landscape evaluated on a block of ``n`` rows of dimension ``d``:
+#: ``void block(double *x, double *grad, double *value, intp n, intp d, double *theta, intp ntheta)``
+#: writes ``grad[i, :] = dU/dx (x[i, :])`` and ``value[i] = U(x[i, :])`` for ``i < n``; ``theta``
+#: holds the landscape's parameters (``ntheta`` of them), so new parameters never recompile.
+LANDSCAPE_BLOCK_SIG = types.void(
+    types.CPointer(types.float64),
+    types.CPointer(types.float64),
+    types.CPointer(types.float64),
+    types.intp,
+    types.intp,
+    types.CPointer(types.float64),
+    types.intp,
+)
+
+
+@intrinsic
+def row_ptr(typingctx, arr, row):
+    """Pointer to the first element of ``arr[row]`` (``arr`` C-contiguous, no bounds check)."""
+    if not isinstance(arr, types.Array):
+        return None
+    sig = types.CPointer(arr.dtype)(arr, types.intp)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        strides = cgutils.unpack_tuple(builder, ary.strides)
+        offset = builder.mul(args[1], strides[0])
+        base = builder.ptrtoint(ary.data, cgutils.intp_t)
+        return builder.inttoptr(builder.add(base, offset), ary.data.type)
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def eval_block(fn, theta, x, grad, value):
+    """Evaluate a compiled landscape ``fn`` on every row of ``x`` (shape ``(n, d)``, C order)."""
+    fn(row_ptr(x, 0), row_ptr(grad, 0), row_ptr(value, 0), x.shape[0], x.shape[1], row_ptr(theta, 0), theta.shape[0])

@@ -1,0 +1,106 @@
+"""The ``stochdyn`` command: ``run`` a spec, print ``info``.
+
+Bad specs and bad arguments end with a one-line message on stderr and exit code 2; nothing is
+written unless the run completes (files appear atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .io.files import _format_of, save
+    from .spec import load_spec, run_spec, summarize
+
+    out = Path(args.output)
+    _format_of(out, None)  # reject an unknown extension before running
+    spec = load_spec(args.spec)
+    progress = False if args.no_progress else None
+    print(f"running {spec.name}: {spec.integrator!r} on {spec.target!r}", flush=True)
+    ds = run_spec(spec, progress=progress)
+    save(ds, out)
+    print(summarize(ds, spec.expected))
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import platform
+
+    import numba
+    import numpy as np
+    import scipy
+    import xarray as xr
+
+    from . import __version__
+    from .integrators.base import INTEGRATORS
+    from .landscapes.base import LANDSCAPES
+
+    cache = os.environ.get("NUMBA_CACHE_DIR") or str(Path(__file__).parent / "**" / "__pycache__")
+    rows = [
+        ("stochdyn", __version__),
+        ("python", platform.python_version()),
+        ("numpy", np.__version__),
+        ("numba", numba.__version__),
+        ("scipy", scipy.__version__),
+        ("xarray", xr.__version__),
+        ("numba threads", f"{numba.get_num_threads()} (NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'unset')}, cores {os.cpu_count()})"),
+        ("numba threading layer", str(numba.config.THREADING_LAYER)),
+        ("kernel cache", cache),
+        ("integrators", ", ".join(sorted(INTEGRATORS))),
+        ("landscapes", ", ".join(sorted(LANDSCAPES))),
+    ]
+    for opt in ("netCDF4", "zarr", "dask", "distributed"):
+        try:
+            mod = __import__(opt)
+            rows.append((opt, getattr(mod, "__version__", "installed")))
+        except ImportError:
+            rows.append((opt, "not installed (pip install 'stochdyn[io,parallel]')"))
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="stochdyn", description="Stochastic dynamics on landscapes.")
+    parser.add_argument("--version", action="version", version=f"stochdyn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run one study spec (TOML) and write its Dataset")
+    p.add_argument("spec", help="spec file, e.g. models/double_well.toml")
+    p.add_argument("-o", "--output", required=True, help="output file: .nc (netCDF) or .zarr")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.set_defaults(handler=_cmd_run)
+    p = sub.add_parser("info", help="print versions, thread count and kernel cache location")
+    p.set_defaults(handler=_cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ._validation import ValidationError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (ValidationError, FileNotFoundError, FileExistsError) as exc:
+        print(f"stochdyn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"stochdyn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"stochdyn {args.command}: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""The ensemble driver (:func:`simulate`) and its recorders."""
+
+from .driver import DivergenceWarning, simulate
+
+__all__ = ["simulate", "DivergenceWarning"]

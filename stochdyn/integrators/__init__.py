@@ -1,0 +1,6 @@
+"""Integrators: validated, frozen descriptions of a dynamics, run by :func:`stochdyn.simulate`."""
+
+from .base import INTEGRATORS, Integrator, State, Variable, integrator_from_dict, register_integrator
+from .langevin import BAOAB, EulerMaruyama, LeimkuhlerMatthews
+
+__all__ = ["INTEGRATORS", "integrator_from_dict", "register_integrator", "Integrator", "State", "Variable", "EulerMaruyama", "LeimkuhlerMatthews", "BAOAB"]

@@ -1,0 +1,176 @@
+"""What every integrator provides to the ensemble driver.
+
+An integrator is a frozen dataclass of validated hyper-parameters plus the methods below. The
+driver (:func:`stochdyn.simulate`) owns everything generic — validation of run arguments, random
+streams, chunking, progress, recording, divergence reports and the Dataset — and asks the
+integrator only for what is specific to its dynamics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .._validation import ValidationError, check_array
+
+__all__ = ["Integrator", "Variable", "State", "INTEGRATORS", "register_integrator", "integrator_from_dict"]
+
+#: class name -> Integrator subclass, for specs and for rebuilding runs from attributes
+INTEGRATORS: dict[str, type] = {}
+
+
+def register_integrator(cls: type) -> type:
+    """Class decorator: make an integrator available to specs under its class name."""
+    INTEGRATORS[cls.__name__] = cls
+    return cls
+
+
+def integrator_from_dict(spec: dict[str, Any]) -> "Integrator":
+    """Build an integrator from ``{"type": name, **params}``; unknown names or keys are rejected clearly."""
+    spec = dict(spec)
+    kind = spec.pop("type", None)
+    if kind not in INTEGRATORS:
+        raise ValidationError(f"Unknown integrator type {kind!r}; known types: {', '.join(sorted(INTEGRATORS))}.")
+    cls = INTEGRATORS[kind]
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in spec if k not in allowed]
+    if unknown:
+        raise ValidationError(f"Unknown key {unknown[0]!r} for integrator {kind}; allowed keys: {', '.join(allowed)}.")
+    return cls(**spec)
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A recorded variable: dims after ``(replica, time)``, their sizes, and CF-style metadata."""
+
+    name: str
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    long_name: str
+    units: str
+    dtype: Any = np.float64
+
+
+@dataclass
+class State:
+    """Per-replica dynamical state of an ensemble: every array has the replica axis first.
+
+    ``arrays`` is what a checkpoint must keep (positions, velocities, generator words,
+    divergence steps, ...); ``scratch`` holds buffers that can be rebuilt (gradients, energies).
+    """
+
+    arrays: dict[str, np.ndarray]
+    scratch: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    step: int = 0
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name] if name in self.arrays else self.scratch[name]
+
+
+class Integrator:
+    """Base class of all stochdyn integrators (see the module docstring)."""
+
+    #: "langevin", "sgd", "evolution" or "popgen"
+    family: ClassVar[str] = ""
+    #: long name and units of the ``time`` coordinate
+    time_long_name: ClassVar[str] = "time"
+    time_units: ClassVar[str] = "1"
+
+    # -- description ------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def params(self) -> dict[str, Any]:
+        """Hyper-parameters as plain Python values (lists for arrays), for attrs and specs."""
+        out = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            out[f.name] = _plain(v)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.name, **{k: v for k, v in self.params().items() if v is not None}}
+
+    def time_of_step(self, steps: np.ndarray) -> np.ndarray:
+        """The ``time`` coordinate of the given step numbers (default: the step itself)."""
+        return np.asarray(steps, dtype=np.float64)
+
+    # -- what the driver asks ----------------------------------------------------------------
+    def check_target(self, target: Any) -> None:
+        """Raise ValidationError if this integrator cannot run on ``target``."""
+        raise NotImplementedError
+
+    def dim(self, target: Any) -> int:
+        """Dimension of the state ``x`` on ``target``."""
+        return int(target.dim)
+
+    def prepare_x0(self, x0: Any, target: Any, n_replicas: int) -> np.ndarray:
+        """Validate ``x0`` (one point ``(dim,)`` or one per replica ``(n_replicas, dim)``; ``None`` is
+        the origin) and return a fresh ``(n_replicas, dim)`` float array."""
+        d = self.dim(target)
+        if x0 is None:
+            return np.zeros((n_replicas, d))
+        arr = check_array("x0", x0, "simulate", ndim=(1, 2))
+        if arr.ndim == 1:
+            if arr.shape[0] != d:
+                raise ValidationError(
+                    f"The 'x0' parameter of simulate must have the landscape's dimension {d}: shape ({d},) or "
+                    f"({n_replicas}, {d}). Got shape {arr.shape}."
+                )
+            return np.ascontiguousarray(np.broadcast_to(arr, (n_replicas, d)))
+        if arr.shape != (n_replicas, d):
+            raise ValidationError(
+                f"The 'x0' parameter of simulate must have shape ({d},) or (n_replicas, dim) = ({n_replicas}, {d}). "
+                f"Got shape {arr.shape}."
+            )
+        return arr
+
+    def variables(self, target: Any) -> list[Variable]:
+        """The variables recorded at each recorded step."""
+        raise NotImplementedError
+
+    def init_state(self, target: Any, x0: np.ndarray, rng: np.ndarray) -> State:
+        """Build the state from validated ``x0`` and the generator words ``rng`` (``uint64[R, 2]``)."""
+        raise NotImplementedError
+
+    def record(self, target: Any, state: State, out: dict[str, np.ndarray], k: int) -> None:
+        """Write the current state into record ``k`` of ``out`` (used for the initial record)."""
+        raise NotImplementedError
+
+    def advance(self, target: Any, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray],
+                k0: int, block: int) -> None:
+        """Advance every replica by ``n_steps`` (a multiple of ``record_every``) from ``state.step``,
+        writing the records at steps ``state.step + j*record_every`` (j = 1, 2, ...) into
+        ``out[name][:, k0 + j - 1]``; ``block`` replicas form one unit of parallel work."""
+        raise NotImplementedError
+
+    def divergence_hint(self, target: Any) -> str:
+        """One sentence on the likely cause of a blow-up, for the divergence warning."""
+        return "the step is probably too large for the landscape's stiffness"
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, tuple):
+        return [_plain(u) for u in v]
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    return v
+
+
+def as_float_tuple(value: Any) -> Any:
+    """Scalars stay floats; arrays become (nested) tuples, so frozen dataclasses stay hashable."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        return float(arr)
+    return tuple(as_float_tuple(v) for v in arr)
+
+
+def params_json(integrator: Integrator) -> str:
+    return json.dumps(integrator.to_dict())

@@ -1,0 +1,6 @@
+"""Dataset layout, provenance and files (netCDF, zarr)."""
+
+from .files import open_dataset, save
+from .schema import DIM_NAMES, build_dataset, run_attrs, run_info
+
+__all__ = ["save", "open_dataset", "build_dataset", "run_attrs", "run_info", "DIM_NAMES"]

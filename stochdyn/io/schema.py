@@ -1,0 +1,124 @@
+"""The Dataset layout every stochdyn run returns (names are part of the public contract).
+
+Dimensions: ``replica``, ``time``, ``dim`` (and ``individual`` for populations). Coordinates:
+``replica`` (global replica id), ``time`` (float; step*dt for Langevin, the step for SGD, the
+generation for populations), ``step`` (int, along ``time``), ``dim``. Variables carry ``long_name``
+and ``units``. Global attributes hold the integrator and target as JSON (``integrator``,
+``target``), each scalar parameter flattened (``integrator_dt``, ``target_barrier``, ...), the run
+arguments, the seed (``seed``, ``seed_spawn_key``) and the versions of stochdyn, NumPy, Numba and
+Python. netCDF cannot store bool or dict attributes, so nested values are JSON strings.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+from typing import Any, Iterable
+
+import numpy as np
+import xarray as xr
+
+from .._version import __version__
+
+__all__ = ["build_dataset", "run_attrs", "run_info", "DIM_NAMES"]
+
+DIM_NAMES = ("replica", "time", "dim", "individual")
+_INDEX_NAMES = {"dim": "coordinate index", "individual": "individual index"}
+
+
+def _flatten(prefix: str, params: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in params.items():
+        if k == "type" or v is None:
+            continue
+        if isinstance(v, bool):
+            out[f"{prefix}_{k}"] = int(v)
+        elif isinstance(v, (int, float, str, np.integer, np.floating)):
+            out[f"{prefix}_{k}"] = v.item() if isinstance(v, np.generic) else v
+    return out
+
+
+def run_attrs(integrator: Any, target: Any, run: dict[str, Any], seed_attrs: dict[str, str]) -> dict[str, Any]:
+    """Global attributes of a run: everything needed to trace and repeat it."""
+    import numba
+
+    integ = integrator.to_dict()
+    targ = target.to_dict()
+    attrs: dict[str, Any] = {
+        "title": f"stochdyn: {integ['type']} on {targ['type']}",
+        "stochdyn_version": __version__,
+        "integrator": json.dumps(integ),
+        "target": json.dumps(targ),
+        "run": json.dumps(run),
+        **seed_attrs,
+        **_flatten("integrator", integ),
+        **_flatten("target", targ),
+        **{k: v for k, v in run.items() if isinstance(v, (int, float, str))},
+        "family": getattr(integrator, "family", ""),
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "numpy_version": np.__version__,
+        "numba_version": numba.__version__,
+        "python_version": platform.python_version(),
+        "Conventions": "CF-1.8",
+    }
+    return attrs
+
+
+def run_info(ds: xr.Dataset) -> dict[str, Any]:
+    """Parse a Dataset's provenance attributes back into dictionaries.
+
+    Returns ``{"integrator": {...}, "target": {...}, "run": {...}, "seed": ..., "stochdyn_version": ...}``.
+    """
+    a = ds.attrs
+    return {
+        "integrator": json.loads(a.get("integrator", "{}")),
+        "target": json.loads(a.get("target", "{}")),
+        "run": json.loads(a.get("run", "{}")),
+        "seed": json.loads(a["seed"]) if "seed" in a else None,
+        "seed_spawn_key": json.loads(a.get("seed_spawn_key", "[]")),
+        "stochdyn_version": a.get("stochdyn_version"),
+    }
+
+
+def build_dataset(
+    variables: Iterable[Any],
+    data: dict[str, np.ndarray],
+    replica_ids: np.ndarray,
+    steps: np.ndarray,
+    times: np.ndarray,
+    time_long_name: str,
+    time_units: str,
+    diverged_step: np.ndarray,
+    attrs: dict[str, Any],
+    extra: dict[str, xr.DataArray] | None = None,
+) -> xr.Dataset:
+    """Assemble the Dataset from recorded arrays ``data[name]`` of shape ``(replica, time, *var.shape)``."""
+    data_vars: dict[str, Any] = {}
+    sizes: dict[str, int] = {}
+    for var in variables:
+        dims = ("replica", "time") + tuple(var.dims)
+        data_vars[var.name] = xr.Variable(dims, data[var.name], attrs={"long_name": var.long_name, "units": var.units})
+        sizes.update(zip(var.dims, var.shape))
+    data_vars["diverged"] = xr.Variable(
+        ("replica",), diverged_step >= 0, attrs={"long_name": "replica became non-finite and was frozen", "units": "1"}
+    )
+    data_vars["diverged_step"] = xr.Variable(
+        ("replica",), diverged_step.astype(np.int64),
+        attrs={"long_name": "step at which the replica became non-finite (-1: never)", "units": "1"},
+    )
+    coords: dict[str, Any] = {
+        "replica": xr.Variable(("replica",), np.asarray(replica_ids, dtype=np.int64),
+                               attrs={"long_name": "replica id", "units": "1"}),
+        "time": xr.Variable(("time",), np.asarray(times, dtype=np.float64),
+                            attrs={"long_name": time_long_name, "units": time_units}),
+        "step": xr.Variable(("time",), np.asarray(steps, dtype=np.int64), attrs={"long_name": "step", "units": "1"}),
+    }
+    for name, size in sizes.items():
+        coords[name] = xr.Variable((name,), np.arange(size, dtype=np.int64),
+                                   attrs={"long_name": _INDEX_NAMES.get(name, f"{name} index"), "units": "1"})
+    ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    if extra:
+        for k, v in extra.items():
+            ds[k] = v
+    return ds

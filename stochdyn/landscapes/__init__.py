@@ -1,0 +1,23 @@
+"""Landscapes: potentials U(x) with gradients, shared by Langevin, SGD and evolution dynamics.
+
+Built-in: :class:`Harmonic`, :class:`DoubleWell`, :class:`MuellerBrown`, :class:`Rosenbrock`,
+:class:`Rastrigin`, :class:`GaussianMixture`. Your own: the :func:`landscape` decorator.
+"""
+
+from .base import LANDSCAPES, Landscape, landscape_from_dict
+from .builtin import DoubleWell, GaussianMixture, Harmonic, MuellerBrown, Rastrigin, Rosenbrock
+from .user import check_gradient, landscape
+
+__all__ = [
+    "Landscape",
+    "Harmonic",
+    "DoubleWell",
+    "MuellerBrown",
+    "Rosenbrock",
+    "Rastrigin",
+    "GaussianMixture",
+    "landscape",
+    "check_gradient",
+    "landscape_from_dict",
+    "LANDSCAPES",
+]

@@ -1,0 +1,221 @@
+"""User landscapes from one Python function, through the :func:`landscape` decorator."""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from typing import Any, Callable
+
+import numpy as np
+from numba import carray, cfunc, njit
+
+from .._numba_utils import LANDSCAPE_BLOCK_SIG
+from .._validation import ValidationError, check_int, check_real
+from .base import Landscape, register
+
+__all__ = ["landscape", "check_gradient"]
+
+
+def check_gradient(land: Landscape, points: Any, *, rtol: float = 1e-4) -> None:
+    """Compare ``land.grad`` with central finite differences of ``land.value`` at ``points``.
+
+    The step is :math:`h_j = \\epsilon^{1/3}\\max(1, |x_j|)`, whose truncation and rounding errors
+    are both of order :math:`\\epsilon^{2/3} \\approx 4\\times10^{-11}` relative; a component fails when
+    ``|grad - fd| > rtol * max(1, |grad|_inf, |fd|_inf, |U|)``. Raises ValidationError naming the
+    landscape, the point, the component and both numbers.
+    """
+    pts = np.atleast_2d(np.asarray(points, dtype=np.float64))
+    value, grad = land.value_and_grad(pts)
+    if not np.all(np.isfinite(value)) or not np.all(np.isfinite(grad)):
+        i = int(np.flatnonzero(~(np.isfinite(value) & np.all(np.isfinite(grad), axis=-1)))[0])
+        raise ValidationError(
+            f"Landscape {land.name!r} is not finite at the check point x={pts[i].tolist()} "
+            f"(U={float(value[i])!r}, grad={grad[i].tolist()}). Pass check_points= inside its domain."
+        )
+    eps = np.finfo(float).eps ** (1.0 / 3.0)
+    for j in range(land.dim):
+        h = eps * np.maximum(1.0, np.abs(pts[:, j]))
+        xp = pts.copy()
+        xm = pts.copy()
+        xp[:, j] += h
+        xm[:, j] -= h
+        fd = (land.value(xp) - land.value(xm)) / (2.0 * h)
+        scale = np.maximum.reduce([np.ones_like(fd), np.abs(grad).max(axis=-1), np.abs(fd), np.abs(value)])
+        bad = np.abs(grad[:, j] - fd) > rtol * scale
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            raise ValidationError(
+                f"The gradient of landscape {land.name!r} disagrees with finite differences of its value: "
+                f"at x={pts[i].tolist()}, component {j}: grad={float(grad[i, j])!r}, finite difference={float(fd[i])!r}. "
+                "Check that the function writes dU/dx into 'grad' for every component."
+            )
+
+
+def landscape(
+    func: Callable | None = None,
+    *,
+    dim: int | None = None,
+    check: bool = True,
+    check_points: Any = None,
+    plot_bounds: Any = None,
+):
+    """Turn one Python function into a landscape class usable by every integrator.
+
+    The function has the form ``f(x, grad, p1=default1, p2=default2, ...) -> U``: it reads the
+    point ``x`` (1-D float array of length dim), writes the gradient into ``grad`` and returns the
+    value. It must be in Numba's nopython subset. Keyword parameters (floats, with defaults)
+    become the landscape's parameters: they are passed at run time, so changing them never
+    recompiles.
+
+    At definition the gradient is checked against finite differences of the value at
+    ``check_points`` (default: 8 standard-normal points, seeded) with the default parameters, and a
+    wrong gradient raises a :class:`~stochdyn._validation.ValidationError` saying where.
+
+    Parameters
+    ----------
+    dim : int, optional
+        Fixed dimension. If omitted, the dimension is given when the landscape is created
+        (``MyLandscape(dim=3)``) and the check uses dim 3.
+    check : bool
+        Run the finite-difference check (default True).
+    check_points : array (n, dim), optional
+        Where to check (use points inside the domain if U is not defined everywhere).
+    plot_bounds : sequence of (low, high), optional
+        Default plotting window.
+
+    Returns
+    -------
+    type
+        A :class:`Landscape` subclass named after the function; call it with parameter values
+        (and ``dim=`` if not fixed) to get a landscape.
+
+    Examples
+    --------
+    >>> @sd.landscapes.landscape(dim=1)                        # doctest: +SKIP
+    ... def quartic(x, grad, a=1.0):
+    ...     grad[0] = 4.0 * a * x[0] ** 3
+    ...     return a * x[0] ** 4
+    >>> land = quartic(a=2.0)                                  # doctest: +SKIP
+    """
+
+    def wrap(f: Callable) -> type[Landscape]:
+        return _make_landscape_class(f, dim, check, check_points, plot_bounds)
+
+    return wrap(func) if func is not None else wrap
+
+
+def _make_landscape_class(f, fixed_dim, check, check_points, plot_bounds) -> type[Landscape]:
+    name = f.__name__
+    if fixed_dim is not None:
+        fixed_dim = check_int("dim", fixed_dim, f"landscape {name!r}", ge=1)
+    sig = inspect.signature(f)
+    args = list(sig.parameters.values())
+    if len(args) < 2 or any(a.kind not in (a.POSITIONAL_ONLY, a.POSITIONAL_OR_KEYWORD) for a in args):
+        raise ValidationError(
+            f"A landscape function must have the form f(x, grad, p1=default, ...). {name!r} has signature {sig}."
+        )
+    params = args[2:]
+    for p in params:
+        if p.default is inspect.Parameter.empty:
+            raise ValidationError(f"Parameter {p.name!r} of landscape {name!r} needs a numeric default value.")
+        check_real(p.name, p.default, f"landscape {name!r}")
+    pnames = [p.name for p in params]
+    defaults = {p.name: float(p.default) for p in params}
+
+    try:
+        jitted = njit(f)
+    except Exception as exc:  # pragma: no cover - numba raises lazily; kept for clarity
+        raise ValidationError(f"Landscape {name!r} could not be compiled by Numba: {exc}") from None
+    call_args = ", ".join(f"th[{i}]" for i in range(len(pnames)))
+    src = textwrap.dedent(
+        f"""
+        def _block(xp, gp, vp, n, d, tp, nt):
+            x = carray(xp, (n, d))
+            g = carray(gp, (n, d))
+            v = carray(vp, (n,))
+            th = carray(tp, (nt,))
+            for r in range(n):
+                v[r] = _user(x[r], g[r]{", " if pnames else ""}{call_args})
+        """
+    )
+    namespace: dict[str, Any] = {"carray": carray, "_user": jitted}
+    exec(src, namespace)
+    try:
+        block = cfunc(LANDSCAPE_BLOCK_SIG)(namespace["_block"])
+    except Exception as exc:
+        short = _numba_reason(exc)
+        raise ValidationError(
+            f"Landscape {name!r} could not be compiled by Numba (it must use Numba's nopython subset and "
+            f"return a float): {short}"
+        ) from None
+
+    def __init__(self, dim: int | None = None, **kwargs: Any) -> None:
+        unknown = set(kwargs) - set(pnames)
+        if unknown:
+            raise ValidationError(
+                f"Unknown parameter(s) {sorted(unknown)} for landscape {name!r}; its parameters are {pnames}."
+            )
+        if fixed_dim is not None:
+            if dim is not None and check_int("dim", dim, name, ge=1) != fixed_dim:
+                raise ValidationError(f"The 'dim' parameter of {name} must be {fixed_dim}. Got {dim}.")
+            d = fixed_dim
+        else:
+            if dim is None:
+                raise ValidationError(f"Landscape {name!r} has no fixed dimension: pass dim=, e.g. {name}(dim=2).")
+            d = check_int("dim", dim, name, ge=1)
+        values = {k: check_real(k, kwargs.get(k, defaults[k]), name) for k in pnames}
+        Landscape.__init__(self, d, np.array([values[k] for k in pnames]), values)
+
+    attrs: dict[str, Any] = {
+        "__init__": __init__,
+        "__doc__": f.__doc__ or f"User landscape {name!r} (parameters: {', '.join(pnames) or 'none'}).",
+        "__module__": getattr(f, "__module__", __name__),
+        "_block": block,
+        "param_names": tuple(pnames),
+        "defaults": dict(defaults),
+        "python_function": staticmethod(f),
+    }
+    if plot_bounds is not None:
+        attrs["plot_bounds"] = tuple(tuple(float(v) for v in b) for b in plot_bounds)
+    cls = type(name, (Landscape,), attrs)
+    register(cls)
+
+    if check:
+        probe = cls() if fixed_dim is not None else cls(dim=3)
+        if check_points is None:
+            pts = np.random.default_rng(20261128).normal(size=(8, probe.dim))
+        else:
+            pts = np.atleast_2d(np.asarray(check_points, dtype=np.float64))
+            if pts.shape[-1] != probe.dim:
+                raise ValidationError(
+                    f"The 'check_points' of landscape {name!r} must have shape (n, {probe.dim}). Got {pts.shape}."
+                )
+        try:
+            check_gradient(probe, pts)
+        except ValidationError:
+            LANDSCAPES_REMOVE(name)
+            raise
+        except Exception as exc:
+            LANDSCAPES_REMOVE(name)
+            raise ValidationError(
+                f"Landscape {name!r} failed when evaluated (it must use Numba's nopython subset): {_numba_reason(exc)}"
+            ) from None
+    return cls
+
+
+def LANDSCAPES_REMOVE(name: str) -> None:
+    from .base import LANDSCAPES
+
+    LANDSCAPES.pop(name, None)
+
+
+def _numba_reason(exc: Exception) -> str:
+    """The informative line of a Numba compilation error (ANSI colours and pipeline noise removed)."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines:
+        if not ln.startswith(("Failed in nopython", "During:", "File ", "<source", "^")):
+            return ln
+    return lines[0] if lines else repr(exc)

@@ -1,0 +1,6 @@
+"""Closed-form and exactly computable predictions that tests, analyses and studies compare against."""
+
+from .langevin import *  # noqa: F401,F403
+from .langevin import __all__ as _langevin_all
+
+__all__ = list(_langevin_all)
