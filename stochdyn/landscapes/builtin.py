@@ -180,7 +180,7 @@ class DoubleWell(Landscape):
         super().__init__(dim, np.array([h, 0.5 * s, t, k]), {"barrier": h, "separation": s, "tilt": t, "stiffness": k})
         a = 0.5 * s
         w = 1.0 / math.sqrt(k)
-        self.plot_bounds = ((-2.0 * a, 2.0 * a), (-1.5 * max(w, a), 1.5 * max(w, a)))
+        self.plot_bounds = ((-2.0 * a, 2.0 * a), (-1.5 * max(w, a), 1.5 * max(w, a)))[: min(dim, 2)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,6 +343,7 @@ class Rastrigin(Landscape):
         dim = check_int("dim", dim, "Rastrigin", ge=1)
         A = check_real("amplitude", amplitude, "Rastrigin", ge=0.0)
         super().__init__(dim, np.array([A]), {"amplitude": A})
+        self.plot_bounds = Rastrigin.plot_bounds[: min(dim, 2)]
 
 
 # ---------------------------------------------------------------------------------------------

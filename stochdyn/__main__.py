@@ -1,0 +1,7 @@
+"""``python -m stochdyn`` is the ``stochdyn`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
