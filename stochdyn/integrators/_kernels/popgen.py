@@ -1,0 +1,250 @@
+"""Kernels of the Wright–Fisher and Moran processes; one replica = one population of N individuals.
+
+Layout: ``x[r, i, :]`` is the trait (continuous) or the genotype (allele indices stored as floats) of
+individual ``i`` of replica ``r``. ``u[r, i]`` and ``w[r, i]`` hold its energy U and fitness W. The
+landscape is evaluated on a whole population at once (one call of the compiled block function),
+the fitness map likewise. ``prange`` runs over replicas; each replica draws only from its own
+generator, so results do not depend on threads, chunking or which other replicas run.
+
+A population whose fitness becomes negative or non-finite somewhere, or zero everywhere, cannot be
+sampled: the replica is set to NaN and frozen, and the generation written to ``diverged``.
+
+Records are written after generations that are multiples of ``record_every`` into record
+``k0 + (step - step0) // record_every - 1`` (see :func:`write_record`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..._numba_utils import row_ptr
+from ...random._core import normal, randbelow, uniform
+from ...random._discrete import alias_draw, alias_setup, categorical_rejection
+
+REC_NONE = 0
+REC_FREE = 1
+REC_BLEND = 2
+
+
+@njit(inline="always", cache=True)
+def evaluate(fn, theta, fmap, sel, x, grad, u, w, r, n):
+    """U and W of the ``n`` individuals of replica ``r``; False if W is unusable (negative, non-finite, all zero)."""
+    d = x.shape[2]
+    fn(row_ptr(x, r), row_ptr(grad, r), row_ptr(u, r), n, d, row_ptr(theta, 0), theta.shape[0])
+    fmap(row_ptr(u, r), row_ptr(w, r), n, sel)
+    total = 0.0
+    for i in range(n):
+        wi = w[r, i]
+        if not (wi >= 0.0 and wi < np.inf):
+            return False
+        total += wi
+    return total > 0.0
+
+
+@njit(inline="always", cache=True)
+def freeze(x, r, diverged, step):
+    diverged[r] = step
+    for i in range(x.shape[1]):
+        for j in range(x.shape[2]):
+            x[r, i, j] = np.nan
+
+
+@njit(inline="always", cache=True)
+def mutate(y, discrete, n_alleles, mut_rate, mut_scale, s0, s1):
+    """Mutate one individual in place.
+
+    Continuous: with probability ``mut_rate`` add ``mut_scale * N(0, I)``. Genotypes: each site
+    independently with probability ``mut_rate`` changes to one of the other alleles, uniformly.
+    """
+    d = y.shape[0]
+    if discrete:
+        if mut_rate > 0.0:
+            for j in range(d):
+                v, s0, s1 = uniform(s0, s1)
+                if v < mut_rate:
+                    a, s0, s1 = randbelow(n_alleles - 1, s0, s1)
+                    y[j] = float((int(y[j]) + 1 + a) % n_alleles)
+        return s0, s1
+    if mut_rate <= 0.0 or mut_scale == 0.0:
+        return s0, s1
+    if mut_rate < 1.0:
+        v, s0, s1 = uniform(s0, s1)
+        if v >= mut_rate:
+            return s0, s1
+    for j in range(d):
+        z, s0, s1 = normal(s0, s1)
+        y[j] += mut_scale * z
+    return s0, s1
+
+
+@njit(inline="always", cache=True)
+def make_child(x, r, a, b, rec_mode, y, s0, s1):
+    """Write the child of parents ``a`` and ``b`` (``b < 0``: clone of ``a``) into ``y``."""
+    d = x.shape[2]
+    if b < 0 or rec_mode == REC_NONE:
+        for j in range(d):
+            y[j] = x[r, a, j]
+    elif rec_mode == REC_BLEND:
+        for j in range(d):
+            y[j] = 0.5 * (x[r, a, j] + x[r, b, j])
+    else:  # free recombination: every coordinate / site from either parent with probability 1/2
+        for j in range(d):
+            v, s0, s1 = uniform(s0, s1)
+            y[j] = x[r, a, j] if v < 0.5 else x[r, b, j]
+    return s0, s1
+
+
+@njit(cache=True)
+def write_record(x, u, w, r, k, n_evals, discrete, n_alleles, out_mean, out_var, out_e, out_wm, out_wx, out_ev,
+                 out_freq, out_x, record_x):
+    """Population summaries of replica ``r`` into record ``k``: mean, variance (1/N), mean U, mean and max W."""
+    N = x.shape[1]
+    d = x.shape[2]
+    for j in range(d):
+        m = 0.0
+        for i in range(N):
+            m += x[r, i, j]
+        m /= N
+        v = 0.0
+        for i in range(N):
+            c = x[r, i, j] - m
+            v += c * c
+        out_mean[r, k, j] = m
+        out_var[r, k, j] = v / N
+    e = 0.0
+    wm = 0.0
+    wx = -np.inf
+    for i in range(N):
+        e += u[r, i]
+        wm += w[r, i]
+        if w[r, i] > wx:
+            wx = w[r, i]
+    out_e[r, k] = e / N
+    out_wm[r, k] = wm / N
+    out_wx[r, k] = wx
+    out_ev[r, k] = n_evals
+    if discrete:
+        for j in range(d):
+            for a in range(n_alleles):
+                out_freq[r, k, j, a] = 0.0
+            for i in range(N):
+                out_freq[r, k, j, int(x[r, i, j])] += 1.0 / N
+    if record_x:
+        for i in range(N):
+            for j in range(d):
+                out_x[r, k, i, j] = x[r, i, j]
+
+
+@njit(parallel=True, cache=True)
+def record_all(x, u, w, diverged, k, n_evals, discrete, n_alleles, out_mean, out_var, out_e, out_wm, out_wx, out_ev,
+               out_freq, out_x, record_x):
+    for r in prange(x.shape[0]):
+        if diverged[r] < 0:
+            write_record(x, u, w, r, k, n_evals, discrete, n_alleles, out_mean, out_var, out_e, out_wm, out_wx,
+                         out_ev, out_freq, out_x, record_x)
+
+
+@njit(parallel=True, cache=True)
+def wright_fisher(fn, theta, fmap, sel, discrete, n_alleles, x, xnew, grad, u, w, prob, alias, small, large,
+                  rng, diverged, mut_rate, mut_scale, rec_mode, rec_rate, step0, n_steps, record_every,
+                  out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, record_x, k0):
+    """Wright–Fisher generations: N offspring, each with parent(s) drawn i.i.d. with probability W_i / sum W.
+
+    Offspring = clone of the parent, or with probability ``rec_rate`` a recombinant of two parents
+    drawn independently; then mutation (:func:`mutate`). Non-overlapping generations.
+    """
+    R, N, d = x.shape
+    for r in prange(R):
+        if diverged[r] >= 0:
+            continue
+        s0 = rng[r, 0]
+        s1 = rng[r, 1]
+        ok = evaluate(fn, theta, fmap, sel, x, grad, u, w, r, N)
+        for s in range(n_steps):
+            step = step0 + s + 1
+            alias_setup(w[r], N, prob[r], alias[r], small[r], large[r])
+            for i in range(N):
+                a, s0, s1 = alias_draw(prob[r], alias[r], N, s0, s1)
+                b = -1
+                if rec_rate > 0.0:
+                    v, s0, s1 = uniform(s0, s1)
+                    if v < rec_rate:
+                        b, s0, s1 = alias_draw(prob[r], alias[r], N, s0, s1)
+                s0, s1 = make_child(x, r, a, b, rec_mode, xnew[r, i], s0, s1)
+                s0, s1 = mutate(xnew[r, i], discrete, n_alleles, mut_rate, mut_scale, s0, s1)
+            for i in range(N):
+                for j in range(d):
+                    x[r, i, j] = xnew[r, i, j]
+            ok = evaluate(fn, theta, fmap, sel, x, grad, u, w, r, N)
+            if not ok:
+                freeze(x, r, diverged, step)
+                break
+            if step % record_every == 0:
+                write_record(x, u, w, r, k0 + (step - step0) // record_every - 1, N * (step + 1), discrete,
+                             n_alleles, out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, record_x)
+        rng[r, 0] = s0
+        rng[r, 1] = s1
+
+
+@njit(parallel=True, cache=True)
+def moran(fn, theta, fmap, sel, discrete, n_alleles, x, child, grad, u, w, cgrad, cu, cw,
+          rng, diverged, mut_rate, mut_scale, rec_mode, rec_rate, step0, n_steps, record_every,
+          out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, record_x, k0):
+    """Moran process; one step (generation) = N birth–death events.
+
+    Event: a parent drawn with probability W_i / sum W (exact rejection sampling against an upper
+    bound of W), its offspring (optionally recombinant with a second parent drawn the same way,
+    then mutated) replaces an individual drawn uniformly among all N (possibly the parent).
+    """
+    R, N, d = x.shape
+    for r in prange(R):
+        if diverged[r] >= 0:
+            continue
+        s0 = rng[r, 0]
+        s1 = rng[r, 1]
+        ok = evaluate(fn, theta, fmap, sel, x, grad, u, w, r, N)
+        for s in range(n_steps):
+            step = step0 + s + 1
+            wmax = 0.0
+            npos = 0
+            for i in range(N):
+                if w[r, i] > wmax:
+                    wmax = w[r, i]
+                if w[r, i] > 0.0:
+                    npos += 1
+            for e in range(N):
+                a, s0, s1 = categorical_rejection(w[r], N, wmax, s0, s1)
+                b = -1
+                if rec_rate > 0.0:
+                    v, s0, s1 = uniform(s0, s1)
+                    if v < rec_rate:
+                        b, s0, s1 = categorical_rejection(w[r], N, wmax, s0, s1)
+                s0, s1 = make_child(x, r, a, b, rec_mode, child[r, 0], s0, s1)
+                s0, s1 = mutate(child[r, 0], discrete, n_alleles, mut_rate, mut_scale, s0, s1)
+                evaluate(fn, theta, fmap, sel, child, cgrad, cu, cw, r, 1)
+                if not (cw[r, 0] >= 0.0 and cw[r, 0] < np.inf):
+                    ok = False
+                    break
+                dead, s0, s1 = randbelow(N, s0, s1)
+                if w[r, dead] > 0.0:
+                    npos -= 1
+                if cw[r, 0] > 0.0:
+                    npos += 1
+                for j in range(d):
+                    x[r, dead, j] = child[r, 0, j]
+                u[r, dead] = cu[r, 0]
+                w[r, dead] = cw[r, 0]
+                if cw[r, 0] > wmax:
+                    wmax = cw[r, 0]
+                if npos == 0:
+                    ok = False
+                    break
+            if not ok:
+                freeze(x, r, diverged, step)
+                break
+            if step % record_every == 0:
+                write_record(x, u, w, r, k0 + (step - step0) // record_every - 1, N * (step + 1), discrete,
+                             n_alleles, out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, record_x)
+        rng[r, 0] = s0
+        rng[r, 1] = s1
