@@ -29,3 +29,6 @@ __all__ = [
     "ValidationError",
     "DivergenceWarning",
 ]
+from . import fitness  # noqa: E402
+from .integrators import Moran, WrightFisher  # noqa: E402
+__all__ += ["fitness", "WrightFisher", "Moran"]

@@ -4,3 +4,5 @@ from .base import INTEGRATORS, Integrator, State, Variable, integrator_from_dict
 from .langevin import BAOAB, EulerMaruyama, LeimkuhlerMatthews
 
 __all__ = ["INTEGRATORS", "integrator_from_dict", "register_integrator", "Integrator", "State", "Variable", "EulerMaruyama", "LeimkuhlerMatthews", "BAOAB"]
+from .popgen import Moran, WrightFisher  # noqa: E402
+__all__ += ["WrightFisher", "Moran"]
