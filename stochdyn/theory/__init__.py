@@ -4,3 +4,6 @@ from .langevin import *  # noqa: F401,F403
 from .langevin import __all__ as _langevin_all
 
 __all__ = list(_langevin_all)
+from .popgen import *  # noqa: F401,F403,E402
+from .popgen import __all__ as _popgen_all  # noqa: E402
+__all__ += list(_popgen_all)

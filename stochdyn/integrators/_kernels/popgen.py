@@ -129,7 +129,9 @@ def write_record(x, u, w, r, k, n_evals, discrete, n_alleles, out_mean, out_var,
             for a in range(n_alleles):
                 out_freq[r, k, j, a] = 0.0
             for i in range(N):
-                out_freq[r, k, j, int(x[r, i, j])] += 1.0 / N
+                out_freq[r, k, j, int(x[r, i, j])] += 1.0
+            for a in range(n_alleles):
+                out_freq[r, k, j, a] /= N
     if record_x:
         for i in range(N):
             for j in range(d):
