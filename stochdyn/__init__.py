@@ -12,8 +12,6 @@ from ._version import __version__
 from .ensemble import DivergenceWarning, simulate
 from .integrators import BAOAB, EulerMaruyama, LeimkuhlerMatthews
 from .io import open_dataset, save
-from . import problems
-from .integrators import SGD, SGLD, Adam, Augmentation, BatchSchedule, LRSchedule, Sampling, Workers
 
 __all__ = [
     "__version__",
@@ -30,15 +28,6 @@ __all__ = [
     "BAOAB",
     "ValidationError",
     "DivergenceWarning",
-    "problems",
-    "SGD",
-    "Adam",
-    "SGLD",
-    "Sampling",
-    "LRSchedule",
-    "BatchSchedule",
-    "Augmentation",
-    "Workers",
 ]
 from . import fitness  # noqa: E402
 from .integrators import Moran, WrightFisher  # noqa: E402

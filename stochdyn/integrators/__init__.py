@@ -6,3 +6,5 @@ from .langevin import BAOAB, EulerMaruyama, LeimkuhlerMatthews
 __all__ = ["INTEGRATORS", "integrator_from_dict", "register_integrator", "Integrator", "State", "Variable", "EulerMaruyama", "LeimkuhlerMatthews", "BAOAB"]
 from .popgen import Moran, WrightFisher  # noqa: E402
 __all__ += ["WrightFisher", "Moran"]
+from .evolution import CMAES, CSAES, GeneticAlgorithm, OnePlusOneES, OpenES  # noqa: E402
+__all__ += ["OnePlusOneES", "CSAES", "CMAES", "OpenES", "GeneticAlgorithm"]
