@@ -7,3 +7,6 @@ __all__ = list(_langevin_all)
 from .popgen import *  # noqa: F401,F403,E402
 from .popgen import __all__ as _popgen_all  # noqa: E402
 __all__ += list(_popgen_all)
+from .es import *  # noqa: F401,F403,E402
+from .es import __all__ as _es_all  # noqa: E402
+__all__ += list(_es_all)
