@@ -159,9 +159,10 @@ class EulerMaruyama(_Langevin):
     def advance(self, target, state, n_steps, record_every, out, k0, block):
         sigma, chol, full = self.noise(target.dim)
         a, s = state.arrays, state.scratch
-        _k.euler_maruyama(target.compiled, target.theta, a["x"], s["grad"], s["energy"], a["rng"], a["diverged"],
-                          s["z"], sigma, chol, full, self.dt, state.step, n_steps, record_every,
-                          out["x"], out["energy"], k0, block)
+        mode = _k.EM_FULL if full else _k.EM_DIAGONAL
+        _k.overdamped(target.compiled, target.theta, a["x"], s["grad"], s["energy"], a["rng"], a["diverged"],
+                      s["z"], sigma, chol, mode, self.dt, state.step, n_steps, record_every,
+                      out["x"], out["energy"], k0, block)
 
 
 @register_integrator
@@ -211,9 +212,10 @@ class LeimkuhlerMatthews(_Langevin):
     def advance(self, target, state, n_steps, record_every, out, k0, block):
         T = _per_coordinate("temperature", self.temperature, "LeimkuhlerMatthews", target.dim)
         a, s = state.arrays, state.scratch
-        _k.leimkuhler_matthews(target.compiled, target.theta, a["x"], s["grad"], s["energy"], a["rng"],
-                               a["diverged"], a["xi"], np.sqrt(2.0 * T * self.dt), self.dt, state.step, n_steps,
-                               record_every, out["x"], out["energy"], k0, block)
+        d = target.dim
+        _k.overdamped(target.compiled, target.theta, a["x"], s["grad"], s["energy"], a["rng"], a["diverged"],
+                      a["xi"], np.sqrt(2.0 * T * self.dt), np.zeros((d, d)), _k.LEIMKUHLER_MATTHEWS, self.dt,
+                      state.step, n_steps, record_every, out["x"], out["energy"], k0, block)
 
 
 @register_integrator

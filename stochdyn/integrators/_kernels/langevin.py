@@ -3,9 +3,10 @@
 Common layout: replicas are split into blocks of ``B`` rows, the parallel unit. For each step the
 landscape is evaluated once for the whole block (one call of the compiled block function, which
 writes ``grad`` and ``energy``), then every live replica of the block is updated with normals
-from its own generator. A replica whose state turns non-finite is set to NaN and frozen, and the
-step is written to ``diverged``. Records are written after steps that are multiples of
-``record_every``: record ``k0 + (step - step0) // record_every - 1``.
+from its own generator. A replica whose state turns non-finite is set to NaN (it stays NaN: NaN
+propagates through every update) and the step is written to ``diverged``. Records are written
+after steps that are multiples of ``record_every`` (a countdown, no modulo in the loop), into
+records ``k0, k0 + 1, ...``.
 
 ``fresh`` tracks whether ``grad``/``energy`` belong to the current positions, so a landscape
 evaluated for a record is reused by the next step; at the start of every call they are
@@ -43,88 +44,75 @@ def _record_x(x, energy, diverged, out_x, out_e, r0, r1, k):
         out_e[r, k] = np.nan if diverged[r] >= 0 else energy[r]
 
 
+#: update rules of the overdamped kernel
+EM_DIAGONAL = 0
+LEIMKUHLER_MATTHEWS = 1
+EM_FULL = 2
+
+
 @njit(parallel=True, cache=True)
-def euler_maruyama(fn, theta, x, grad, energy, rng, diverged, z, sigma, chol, full, dt,
-                   step0, n_steps, record_every, out_x, out_e, k0, B):
-    """x <- x - dt * grad U(x) + noise, noise = sigma * xi (diagonal) or chol @ xi (full)."""
+def overdamped(fn, theta, x, grad, energy, rng, diverged, xi, sigma, chol, mode, dt,
+               step0, n_steps, record_every, out_x, out_e, k0, B):
+    """Overdamped Langevin steps, one rule per ``mode``:
+
+    * ``EM_DIAGONAL``: x <- x - dt grad U(x) + sigma * w  (Euler–Maruyama, diagonal noise)
+    * ``LEIMKUHLER_MATTHEWS``: x <- x - dt grad U(x) + sigma * (xi + w) / 2, then xi <- w
+    * ``EM_FULL``: x <- x - dt grad U(x) + chol @ w  (Euler–Maruyama, correlated noise; ``xi`` is scratch)
+
+    with w standard normal from the replica's stream. The per-replica branch on ``mode`` is
+    loop-invariant and measured free. A replica is checked once per step through the sum of its
+    new coordinates (non-finite iff a coordinate is); a frozen NaN replica stays NaN.
+    """
     R, d = x.shape
     nblocks = (R + B - 1) // B
     for b in prange(nblocks):
         r0 = b * B
         r1 = min(R, r0 + B)
         fresh = False
+        countdown = record_every - step0 % record_every
+        k = k0
         for s in range(n_steps):
             if not fresh:
                 _eval(fn, theta, x, grad, energy, r0, r1)
             fresh = False
-            step = step0 + s + 1
             for r in range(r0, r1):
-                if diverged[r] >= 0:
-                    continue
                 s0 = rng[r, 0]
                 s1 = rng[r, 1]
-                ok = True
-                if full:
-                    for i in range(d):
-                        z[r, i], s0, s1 = normal(s0, s1)
-                    for i in range(d):
-                        acc = 0.0
-                        for j in range(i + 1):
-                            acc += chol[i, j] * z[r, j]
-                        xi = x[r, i] - dt * grad[r, i] + acc
-                        x[r, i] = xi
-                        ok = ok and math.isfinite(xi)
-                else:
+                acc = 0.0
+                if mode == EM_DIAGONAL:
                     for i in range(d):
                         w, s0, s1 = normal(s0, s1)
-                        xi = x[r, i] - dt * grad[r, i] + sigma[i] * w
-                        x[r, i] = xi
-                        ok = ok and math.isfinite(xi)
+                        xn = x[r, i] - dt * grad[r, i] + sigma[i] * w
+                        x[r, i] = xn
+                        acc += xn
+                elif mode == LEIMKUHLER_MATTHEWS:
+                    for i in range(d):
+                        w, s0, s1 = normal(s0, s1)
+                        xn = x[r, i] - dt * grad[r, i] + sigma[i] * (0.5 * (xi[r, i] + w))
+                        xi[r, i] = w
+                        x[r, i] = xn
+                        acc += xn
+                else:
+                    for i in range(d):
+                        xi[r, i], s0, s1 = normal(s0, s1)
+                    for i in range(d):
+                        c = 0.0
+                        for j in range(i + 1):
+                            c += chol[i, j] * xi[r, j]
+                        xn = x[r, i] - dt * grad[r, i] + c
+                        x[r, i] = xn
+                        acc += xn
                 rng[r, 0] = s0
                 rng[r, 1] = s1
-                if not ok:
-                    _freeze(x, r, diverged, step)
-            if step % record_every == 0:
+                if not math.isfinite(acc) and diverged[r] < 0:
+                    _freeze(x, r, diverged, step0 + s + 1)
+            countdown -= 1
+            if countdown == 0:
+                countdown = record_every
                 _eval(fn, theta, x, grad, energy, r0, r1)
                 fresh = True
-                _record_x(x, energy, diverged, out_x, out_e, r0, r1, k0 + (step - step0) // record_every - 1)
-
-
-@njit(parallel=True, cache=True)
-def leimkuhler_matthews(fn, theta, x, grad, energy, rng, diverged, xi, sigma, dt,
-                        step0, n_steps, record_every, out_x, out_e, k0, B):
-    """x <- x - dt * grad U(x) + sigma * (xi_n + xi_{n+1}) / 2; ``xi`` holds xi_n between steps."""
-    R, d = x.shape
-    nblocks = (R + B - 1) // B
-    for b in prange(nblocks):
-        r0 = b * B
-        r1 = min(R, r0 + B)
-        fresh = False
-        for s in range(n_steps):
-            if not fresh:
-                _eval(fn, theta, x, grad, energy, r0, r1)
-            fresh = False
-            step = step0 + s + 1
-            for r in range(r0, r1):
-                if diverged[r] >= 0:
-                    continue
-                s0 = rng[r, 0]
-                s1 = rng[r, 1]
-                ok = True
-                for i in range(d):
-                    w, s0, s1 = normal(s0, s1)
-                    xn = x[r, i] - dt * grad[r, i] + sigma[i] * (0.5 * (xi[r, i] + w))
-                    xi[r, i] = w
-                    x[r, i] = xn
-                    ok = ok and math.isfinite(xn)
-                rng[r, 0] = s0
-                rng[r, 1] = s1
-                if not ok:
-                    _freeze(x, r, diverged, step)
-            if step % record_every == 0:
-                _eval(fn, theta, x, grad, energy, r0, r1)
-                fresh = True
-                _record_x(x, energy, diverged, out_x, out_e, r0, r1, k0 + (step - step0) // record_every - 1)
+                _record_x(x, energy, diverged, out_x, out_e, r0, r1, k)
+                k += 1
 
 
 @njit(parallel=True, cache=True)
@@ -132,7 +120,7 @@ def baoab(fn, theta, x, v, grad, energy, rng, diverged, inv_mass, c, vscale, dt,
           step0, n_steps, record_every, out_x, out_v, out_e, k0, B):
     """One BAOAB step (Leimkuhler & Matthews 2013) per iteration, one force evaluation per step.
 
-    B: v += -dt/2 M^-1 grad U(x);  A: x += dt/2 v;  O: v = c v + vscale * xi;  A: x += dt/2 v;
+    B: v += -dt/2 M^-1 grad U(x);  A: x += dt/2 v;  O: v = c v + vscale * w;  A: x += dt/2 v;
     B: v += -dt/2 M^-1 grad U(x), with c = exp(-gamma dt), vscale_i = sqrt((1 - c^2) T / m_i).
     """
     R, d = x.shape
@@ -141,12 +129,11 @@ def baoab(fn, theta, x, v, grad, energy, rng, diverged, inv_mass, c, vscale, dt,
     for b in prange(nblocks):
         r0 = b * B
         r1 = min(R, r0 + B)
+        countdown = record_every - step0 % record_every
+        k = k0
         _eval(fn, theta, x, grad, energy, r0, r1)
         for s in range(n_steps):
-            step = step0 + s + 1
             for r in range(r0, r1):
-                if diverged[r] >= 0:
-                    continue
                 s0 = rng[r, 0]
                 s1 = rng[r, 1]
                 for i in range(d):
@@ -160,20 +147,20 @@ def baoab(fn, theta, x, v, grad, energy, rng, diverged, inv_mass, c, vscale, dt,
                 rng[r, 1] = s1
             _eval(fn, theta, x, grad, energy, r0, r1)
             for r in range(r0, r1):
-                if diverged[r] >= 0:
-                    continue
-                ok = True
+                acc = 0.0
                 for i in range(d):
                     vi = v[r, i] - h * inv_mass[i] * grad[r, i]
                     v[r, i] = vi
-                    ok = ok and math.isfinite(vi) and math.isfinite(x[r, i])
-                if not ok:
-                    _freeze(x, r, diverged, step)
+                    acc += vi + x[r, i]
+                if not math.isfinite(acc) and diverged[r] < 0:
+                    _freeze(x, r, diverged, step0 + s + 1)
                     for i in range(d):
                         v[r, i] = np.nan
-            if step % record_every == 0:
-                k = k0 + (step - step0) // record_every - 1
+            countdown -= 1
+            if countdown == 0:
+                countdown = record_every
                 _record_x(x, energy, diverged, out_x, out_e, r0, r1, k)
                 for r in range(r0, r1):
                     for i in range(d):
                         out_v[r, k, i] = v[r, i]
+                k += 1
