@@ -132,16 +132,29 @@ def landscape_of(ds: xr.Dataset | xr.DataArray, landscape: Any, owner: str) -> A
             raise ValidationError(f"The 'landscape' parameter of {owner} must have a grad(x) method. "
                                   f"Got {type(landscape).__name__}.")
         return landscape
-    from ..landscapes import landscape_from_dict
+    from ..landscapes import LANDSCAPES, landscape_from_dict
 
     raw = ds.attrs.get("target")
     if not raw:
         raise ValidationError(f"{owner} needs the landscape: pass landscape=... (the data carry no 'target' attribute).")
+    spec = json.loads(raw)
     try:
-        return landscape_from_dict(json.loads(raw))
-    except ValidationError as exc:
-        raise ValidationError(f"{owner} could not rebuild the landscape from the data's 'target' attribute ({exc}); "
+        if spec.get("type") in LANDSCAPES:
+            return landscape_from_dict(spec)
+        from ..problems import problem_from_dict  # finite-sum problems of the SGD family
+
+        return problem_from_dict(spec)
+    except (ValidationError, ImportError) as exc:
+        raise ValidationError(f"{owner} could not rebuild the target from the data's 'target' attribute ({exc}); "
                               "pass landscape=... explicitly.") from None
+
+
+def constant_hessian(target: Any) -> np.ndarray | None:
+    """The Hessian matrix of a quadratic target (``hessian_matrix``, or a ``hessian`` array), else None."""
+    H = getattr(target, "hessian_matrix", None)
+    if H is None and isinstance(getattr(target, "hessian", None), np.ndarray):
+        H = target.hessian
+    return None if H is None else np.atleast_2d(np.asarray(H, dtype=float))
 
 
 def run_temperature(ds: xr.Dataset | xr.DataArray, temperature: Any, owner: str) -> float:

@@ -17,6 +17,7 @@ import xarray as xr
 
 from .._validation import ValidationError, check_int, check_real
 from ._base import (check_burn_in, check_dims, estimate, landscape_of, run_temperature, select)
+from ..theory.escape import potential_along
 from .averages import average
 
 __all__ = [
@@ -262,7 +263,7 @@ def gibbs_marginal(landscape: Any = None, temperature: float = 1.0, coordinate: 
             yb = _expand(tuple(pb[min(o, len(pb) - 1)]), lambda y: False)
             F = _free_energy_2d(landscape, c, T, guess_c, yb)
         else:
-            F = line_potential(landscape, c, at)
+            F = potential_along(landscape, c, at)
         guess = guess_c
     if bounds is None:
         probe = np.linspace(guess[0], guess[1], 401)
@@ -272,23 +273,6 @@ def gibbs_marginal(landscape: Any = None, temperature: float = 1.0, coordinate: 
     if not hi > lo:
         raise ValidationError(f"The 'bounds' parameter of {owner} must satisfy low < high. Got {bounds}.")
     return GibbsMarginal(F, T, (lo, hi))
-
-
-def line_potential(landscape: Any, coordinate: int, at: Any = None) -> Callable[[np.ndarray], np.ndarray]:
-    """U along coordinate ``coordinate`` with the other coordinates at ``at`` (default the landscape's
-    ``center`` if it has one, else zeros): the marginal free energy of a separable landscape."""
-    d = landscape.dim
-    base = np.asarray(getattr(landscape, "center", np.zeros(d)) if at is None else at, dtype=float)
-    if base.shape != (d,):
-        raise ValidationError(f"The 'at' parameter must have shape ({d},). Got {base.shape}.")
-
-    def F(s):
-        s = np.asarray(s, float)
-        x = np.broadcast_to(base, s.shape + (d,)).copy()
-        x[..., coordinate] = s
-        return landscape.value(x)
-
-    return F
 
 
 def _free_energy_2d(landscape: Any, c: int, T: float, sb: tuple[float, float], yb: tuple[float, float]) -> Callable:

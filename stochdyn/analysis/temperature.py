@@ -15,10 +15,12 @@ import numpy as np
 import xarray as xr
 
 from .._validation import ValidationError, check_array, check_choice, check_int, check_spd
-from ._base import apply_points, check_burn_in, check_dims, estimate, landscape_of, run_parameter, select
+from ._base import (apply_points, check_burn_in, check_dims, constant_hessian, estimate, landscape_of, run_parameter,
+                    select)
 from .averages import average, ratio
 from .stationarity import (batch_counts, batch_fraction_variance, batches, coordinate_samples, discard_burn_in,
-                           line_potential, _gl_grid)
+                           _gl_grid)
+from ..theory.escape import potential_along
 
 __all__ = [
     "temperature",
@@ -73,6 +75,9 @@ def _laplacian(landscape: Any, pts: np.ndarray) -> np.ndarray:
     """Diagonal of the Hessian at points ``(..., d)`` (``landscape.hessian``, evaluated in blocks)."""
     if hasattr(landscape, "hessian_diagonal"):
         return np.asarray(landscape.hessian_diagonal(pts))
+    H = constant_hessian(landscape)
+    if H is not None:
+        return np.broadcast_to(np.diag(H), pts.shape).copy()
     flat = pts.reshape(-1, pts.shape[-1])
     out = np.empty_like(flat)
     for i in range(0, flat.shape[0], 4096):
@@ -126,7 +131,7 @@ def _basin_hessian(ds, x, stiffness, hessian, landscape, owner) -> np.ndarray:
         k = check_array("stiffness", stiffness, owner, ndim=(0, 1), gt=0.0)
         return np.diag(np.broadcast_to(k, (d,)).astype(float))
     land = landscape_of(ds, landscape, owner)
-    H = getattr(land, "hessian_matrix", None)
+    H = constant_hessian(land)
     if H is None:  # curvature at the ensemble mean position, taken as the bottom of the basin
         centre = np.asarray(x.mean([k for k in x.dims if k != "dim"]).values, dtype=float).reshape(d)
         H = land.hessian(centre)
@@ -200,7 +205,7 @@ def histogram_temperature(ds: xr.Dataset, landscape: Any = None, *, potential: C
     da = coordinate_samples(ds, var, coordinate, burn_in, owner)
     if potential is None:
         land = landscape_of(ds, landscape, owner)
-        potential = line_potential(land, coordinate, at)
+        potential = potential_along(land, coordinate, at)
     samples = batches(da, n_batches, "replica", "time", min_replicas)
     vals = samples[np.isfinite(samples)]
     edges = np.histogram_bin_edges(vals, bins=bins, range=range)

@@ -1,0 +1,195 @@
+"""Escape from a well: the exact mean first-passage time of 1-D overdamped Langevin by quadrature,
+and the Kramers / Eyring–Kramers rates it tends to at high barriers.
+
+Dynamics: :math:`dX = -U'(X)\\,dt + \\sqrt{2T}\\,dW` (mobility 1, k_B = 1), as simulated by
+:class:`~stochdyn.EulerMaruyama` with ``temperature=T``; underdamped rates refer to
+:math:`dX = V dt`, :math:`m\\,dV = -\\nabla U dt - \\gamma m V dt + \\sqrt{2\\gamma m T}\\,dW` as in
+:class:`~stochdyn.BAOAB`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["potential_along", "mfpt_1d", "kramers_rate", "kramers_rate_landscape"]
+
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(8)
+_NEGLIGIBLE = 50.0  # a reflecting wall at -inf is placed where U exceeds its minimum by this many T
+
+
+def potential_along(landscape: Any, coordinate: int = 0, at: Any = None) -> Callable[[np.ndarray], np.ndarray]:
+    """U along one coordinate, the others held at ``at`` (default the landscape's ``center`` if it has
+    one, else zeros): vectorised ``F(s)`` for ``s`` of any shape.
+
+    For a separable landscape (:class:`~stochdyn.landscapes.DoubleWell`, a diagonal
+    :class:`~stochdyn.landscapes.Harmonic`, :class:`~stochdyn.landscapes.Rastrigin`) this is the
+    exact one-dimensional potential of that coordinate: under overdamped dynamics with isotropic
+    noise the coordinates evolve independently.
+    """
+    d = int(landscape.dim)
+    if not 0 <= int(coordinate) < d:
+        raise ValueError(f"The 'coordinate' parameter must be in [0, {d}). Got {coordinate}.")
+    base = np.asarray(getattr(landscape, "center", np.zeros(d)) if at is None else at, dtype=float)
+    if base.shape != (d,):
+        raise ValueError(f"The 'at' parameter must have shape ({d},). Got {base.shape}.")
+
+    def F(s: Any) -> np.ndarray:
+        s = np.asarray(s, dtype=float)
+        x = np.broadcast_to(base, s.shape + (d,)).copy()
+        x[..., coordinate] = s
+        return landscape.value(x)
+
+    return F
+
+
+def _as_potential(potential: Any, coordinate: int) -> Callable[[np.ndarray], np.ndarray]:
+    if hasattr(potential, "value") and hasattr(potential, "dim"):
+        return potential_along(potential, coordinate)
+    if not callable(potential):
+        raise ValueError(f"'potential' must be a landscape or a vectorised callable U(x). Got {type(potential).__name__}.")
+    return lambda s: np.asarray(potential(np.asarray(s, dtype=float)), dtype=float)
+
+
+def _gl(lo: float, hi: float, cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    edges = np.linspace(lo, hi, cells + 1)
+    half = 0.5 * np.diff(edges)
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    return (mid[:, None] + half[:, None] * _GL_X).ravel(), (half[:, None] * _GL_W).ravel(), edges
+
+
+def _far_wall(V: Callable, x: float, T: float) -> float:
+    """A point below ``x`` where exp(-V/T) is negligible compared with its value near x."""
+    vref = float(V(np.array([x]))[0])
+    step = 1.0
+    z = x - step
+    for _ in range(200):
+        grid = np.linspace(z, x, 201)
+        vmin = min(vref, float(np.min(V(grid))))
+        if float(V(np.array([z]))[0]) - vmin > _NEGLIGIBLE * T:
+            return z
+        step *= 1.5
+        z = x - step
+    raise ValueError("The potential does not confine on the side away from the target (no reflecting wall found); "
+                     "give 'reflecting' explicitly.")
+
+
+def mfpt_1d(potential: Any, start: float, target: float, temperature: float, *, reflecting: float | None = None,
+            coordinate: int = 0, cells: int = 2000) -> float:
+    r"""Exact mean first-passage time of 1-D overdamped Langevin dynamics from ``start`` to ``target``.
+
+    For :math:`dX = -U'dt + \sqrt{2T}dW`, the mean time :math:`\tau(x)` to reach b solves
+    :math:`-U'\tau' + T\tau'' = -1` with :math:`\tau(b)=0` and a reflecting wall at a on the other side
+    (:math:`\tau'(a) = 0`); for a < x < b
+
+    .. math::
+        \tau(x) = \frac{1}{T}\int_x^b dy\; e^{U(y)/T}\int_a^y dz\; e^{-U(z)/T}
+
+    (Gardiner, *Stochastic Methods*, 4th ed., §5.5.1, eq. 5.5.21; mirrored when b < x). Both integrals
+    by composite 8-point Gauss–Legendre quadrature with ``cells`` cells (the inner one restarted
+    inside each outer cell, so it is exact to the order of the rule), relative accuracy ~1e-10 for
+    smooth U. ``reflecting=None`` puts the wall where the density is negligible (:math:`e^{-50}`):
+    the natural boundary at infinity.
+
+    Parameters
+    ----------
+    potential : Landscape or callable
+        U; a landscape is taken along ``coordinate`` (:func:`potential_along`).
+    start, target : float
+        Starting point and absorbing point.
+    temperature : float
+        T > 0.
+    """
+    T = float(temperature)
+    if not T > 0:
+        raise ValueError(f"The 'temperature' parameter must be > 0. Got {temperature}.")
+    U = _as_potential(potential, coordinate)
+    x, b = float(start), float(target)
+    if x == b:
+        return 0.0
+    sign = 1.0 if b > x else -1.0
+    V = (lambda s: U(np.asarray(s))) if sign > 0 else (lambda s: U(-np.asarray(s)))
+    x, b = sign * x, sign * b
+    if reflecting is not None:
+        a = sign * float(reflecting)
+        if not a < x:
+            raise ValueError("The reflecting wall must lie on the other side of 'start' from 'target'.")
+    else:
+        a = _far_wall(V, x, T)
+    c = float(np.max(V(np.linspace(x, b, 2001))))
+    # inner integral from a to x
+    za, wa, _ = _gl(a, x, cells)
+    inner0 = float(np.sum(np.exp(-(V(za) - c) / T) * wa))
+    # outer cells on [x, b]; inner cumulative at cell edges, then within each cell to each node
+    yn, yw, edges = _gl(x, b, cells)
+    cell_mass = np.exp(-(V(yn) - c) / T).reshape(cells, 8) @ _GL_W * (0.5 * np.diff(edges))
+    left = inner0 + np.concatenate([[0.0], np.cumsum(cell_mass)[:-1]])
+    e0 = np.repeat(edges[:-1], 8)
+    half = 0.5 * (yn - e0)
+    sub = (0.5 * (yn + e0))[:, None] + half[:, None] * _GL_X[None, :]
+    partial = (np.exp(-(V(sub) - c) / T) @ _GL_W) * half
+    inner = np.repeat(left, 8) + partial
+    return float(np.sum(np.exp((V(yn) - c) / T) * inner * yw) / T)
+
+
+def kramers_rate(temperature: float, barrier: float, curvature_well: Any, curvature_saddle: Any, *,
+                 friction: float | None = None, mass: float = 1.0) -> float:
+    r"""Kramers' escape rate over a barrier, in the overdamped or underdamped form.
+
+    Overdamped (``friction=None``, dynamics :math:`dX=-\nabla U dt+\sqrt{2T}dW`):
+
+    .. math::
+        k = \frac{|\lambda^-_s|}{2\pi}\sqrt{\frac{\det H_w}{|\det H_s|}}\;e^{-\Delta U/T},
+
+    the Eyring–Kramers formula (Kramers 1940, Physica 7, 284; Langer 1969; Berglund 2013, Markov
+    Proc. Rel. Fields 19, 459), with :math:`H_w, H_s` the Hessians at the well and the saddle and
+    :math:`\lambda^-_s` the saddle's negative eigenvalue; in 1-D,
+    :math:`k = \sqrt{U''(a)|U''(s)|}\,e^{-\Delta U/T}/(2\pi)`. Underdamped with friction γ and mass
+    m (the BAOAB dynamics), :math:`|\lambda^-_s|` is replaced by the growth rate
+    :math:`\lambda_+ = \sqrt{\gamma^2/4+|\lambda^-_s|/m}-\gamma/2` of the linearised dynamics at
+    the saddle; in 1-D :math:`k = \frac{\omega_w}{2\pi}\frac{\lambda_+}{\omega_s}e^{-\Delta U/T}`,
+    :math:`\omega^2 = |U''|/m` (Kramers 1940; Hänggi, Talkner & Borkovec 1990, Rev. Mod. Phys. 62,
+    251, §IV), valid at moderate to strong friction. Both are leading-order in :math:`T/\Delta U`; the
+    mean first-passage time from the well to beyond the saddle tends to 1/k as :math:`\Delta U/T\to\infty`.
+    """
+    T, dU = float(temperature), float(barrier)
+    if not T > 0:
+        raise ValueError(f"The 'temperature' parameter must be > 0. Got {temperature}.")
+    Hw = np.atleast_2d(np.asarray(curvature_well, dtype=float))
+    Hs = np.atleast_2d(np.asarray(curvature_saddle, dtype=float))
+    if Hw.shape != Hs.shape or Hw.shape[0] != Hw.shape[1]:
+        raise ValueError("'curvature_well' and 'curvature_saddle' must be scalars or square matrices of one size.")
+    ew = np.linalg.eigvalsh(0.5 * (Hw + Hw.T))
+    es = np.linalg.eigvalsh(0.5 * (Hs + Hs.T))
+    if np.any(ew <= 0):
+        raise ValueError("The well Hessian must be positive definite.")
+    if not (es[0] < 0 and (es.size == 1 or es[1] > 0)):
+        # a 1-D saddle curvature may be given by its magnitude
+        if es.size == 1 and es[0] > 0:
+            es = -es
+        else:
+            raise ValueError("The saddle Hessian must have exactly one negative eigenvalue.")
+    if friction is None:
+        growth = abs(es[0])  # unstable rate of dx = -H x dt at the saddle
+    else:
+        g, m = float(friction), float(mass)
+        if not (g > 0 and m > 0):
+            raise ValueError("'friction' and 'mass' must be > 0.")
+        growth = math.sqrt(0.25 * g * g + abs(es[0]) / m) - 0.5 * g
+    prefactor = math.sqrt(float(np.prod(ew)) / abs(float(np.prod(es))))
+    return float(growth / (2.0 * math.pi) * prefactor * math.exp(-dU / T))
+
+
+def kramers_rate_landscape(landscape: Any, minimum: Any, saddle: Any, temperature: float, *,
+                           friction: float | None = None, mass: float = 1.0) -> float:
+    """:func:`kramers_rate` with the barrier and Hessians read off a landscape at ``minimum`` and ``saddle``.
+
+    Example: ``kramers_rate_landscape(DoubleWell(dim=2), [-1, 0], [0, 0], temperature=0.2)``.
+    Hessians by ``landscape.hessian`` (central differences of the gradient).
+    """
+    xm = np.asarray(minimum, dtype=float)
+    xs = np.asarray(saddle, dtype=float)
+    dU = float(landscape.value(xs) - landscape.value(xm))
+    return kramers_rate(temperature, dU, landscape.hessian(xm), landscape.hessian(xs), friction=friction, mass=mass)
