@@ -10,3 +10,7 @@ __all__ += list(_popgen_all)
 from .es import *  # noqa: F401,F403,E402
 from .es import __all__ as _es_all  # noqa: E402
 __all__ += list(_es_all)
+from .escape import *  # noqa: F401,F403,E402
+from .escape import __all__ as _escape_all  # noqa: E402
+
+__all__ += list(_escape_all)
