@@ -21,6 +21,31 @@ LANDSCAPE_BLOCK_SIG = types.void(
 )
 
 
+class LazyCFunc:
+    """A ``numba.cfunc`` compiled (or loaded from the disk cache) on first use, not at import.
+
+    ``import stochdyn`` then costs nothing for the landscapes a program never uses.
+    """
+
+    def __init__(self, pyfunc, sig=LANDSCAPE_BLOCK_SIG, cache: bool = True):
+        self.pyfunc = pyfunc
+        self.sig = sig
+        self.cache = cache
+        self._compiled = None
+
+    def get(self):
+        if self._compiled is None:
+            from numba import cfunc
+
+            self._compiled = cfunc(self.sig, cache=self.cache)(self.pyfunc)
+        return self._compiled
+
+
+def lazy_cfunc(pyfunc):
+    """Decorator: a :class:`LazyCFunc` with the landscape block signature, cached on disk."""
+    return LazyCFunc(pyfunc)
+
+
 @intrinsic
 def row_ptr(typingctx, arr, row):
     """Pointer to the first element of ``arr[row]`` (``arr`` C-contiguous, no bounds check)."""

@@ -76,8 +76,9 @@ class Landscape:
 
     @property
     def compiled(self):
-        """The compiled block function (``numba.cfunc``) kernels call."""
-        return type(self)._block
+        """The compiled block function (``numba.cfunc``) kernels call (compiled on first use)."""
+        block = type(self)._block
+        return block.get() if hasattr(block, "get") else block
 
     def to_dict(self) -> dict[str, Any]:
         """JSON/TOML-ready description: ``{"type": name, "dim": dim, **params}``."""

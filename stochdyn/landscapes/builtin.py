@@ -11,9 +11,9 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import carray, njit
 
-from .._numba_utils import LANDSCAPE_BLOCK_SIG
+from .._numba_utils import lazy_cfunc
 from .._validation import ValidationError, check_array, check_choice, check_int, check_real, check_spd
 from .base import Landscape, register
 
@@ -42,7 +42,7 @@ def _harmonic_row(x, g, th):
     return u
 
 
-@cfunc(LANDSCAPE_BLOCK_SIG, cache=True)
+@lazy_cfunc
 def _harmonic_block(xp, gp, vp, n, d, tp, nt):
     x = carray(xp, (n, d))
     g = carray(gp, (n, d))
@@ -131,7 +131,7 @@ def _double_well_row(x, g, th):
     return u
 
 
-@cfunc(LANDSCAPE_BLOCK_SIG, cache=True)
+@lazy_cfunc
 def _double_well_block(xp, gp, vp, n, d, tp, nt):
     x = carray(xp, (n, d))
     g = carray(gp, (n, d))
@@ -217,7 +217,7 @@ def _mueller_brown_row(x, g, th):
     return s * u
 
 
-@cfunc(LANDSCAPE_BLOCK_SIG, cache=True)
+@lazy_cfunc
 def _mueller_brown_block(xp, gp, vp, n, d, tp, nt):
     x = carray(xp, (n, d))
     g = carray(gp, (n, d))
@@ -276,7 +276,7 @@ def _rosenbrock_row(x, g, th):
     return u
 
 
-@cfunc(LANDSCAPE_BLOCK_SIG, cache=True)
+@lazy_cfunc
 def _rosenbrock_block(xp, gp, vp, n, d, tp, nt):
     x = carray(xp, (n, d))
     g = carray(gp, (n, d))
@@ -319,7 +319,7 @@ def _rastrigin_row(x, g, th):
     return u
 
 
-@cfunc(LANDSCAPE_BLOCK_SIG, cache=True)
+@lazy_cfunc
 def _rastrigin_block(xp, gp, vp, n, d, tp, nt):
     x = carray(xp, (n, d))
     g = carray(gp, (n, d))
@@ -403,7 +403,7 @@ def _gaussian_mixture_row(x, g, th):
     return u
 
 
-@cfunc(LANDSCAPE_BLOCK_SIG, cache=True)
+@lazy_cfunc
 def _gaussian_mixture_block(xp, gp, vp, n, d, tp, nt):
     x = carray(xp, (n, d))
     g = carray(gp, (n, d))
