@@ -5,6 +5,7 @@ works on Dask-backed data, and returns a Dataset with ``value`` and ``standard_e
 tests return ``statistic`` and ``p_value``). See ``docs/analysis.md``.
 """
 
+from . import accessor as _accessor  # noqa: F401  (registers ds.sd / da.sd)
 from ._base import estimate, summary
 from .averages import average, ratio
 from .escape import (ball, escape_rate, first_passage_times, halfspace, interval, mean_first_passage_time,

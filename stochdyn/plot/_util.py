@@ -1,0 +1,79 @@
+"""Helpers shared by the figure functions: axes creation and axis labels with units."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._validation import ValidationError
+
+#: how units "1" (the landscape's own units) are printed on an axis
+MODEL_UNITS = "a.u."
+
+
+#: quantities that count things: units "1" print as [count] for these
+_COUNTS = ("step", "generation", "examples", "evaluations", "batch size", "population size", "replica", "number")
+
+
+def axis_label(name: str, units: str | None = None) -> str:
+    """``"name [units]"``; units ``"1"``/empty print as ``[count]`` for counting quantities (steps,
+    generations, examples, ...) and as ``[a.u.]`` otherwise (the landscape's own units)."""
+    if units in (None, "", "1"):
+        units = "count" if any(name.lower().startswith(w) or f"cumulative {w}" in name.lower() for w in _COUNTS) \
+            else MODEL_UNITS
+    return f"{name} [{units}]"
+
+
+def label_of(da: Any, default: str, units: str | None = None) -> str:
+    """Axis label from a DataArray's ``long_name``/``units`` attributes."""
+    attrs = getattr(da, "attrs", {}) or {}
+    return axis_label(attrs.get("long_name", default), attrs.get("units", units) if units is None else units)
+
+
+def get_ax(ax: Any = None, **subplot_kw: Any) -> Any:
+    """``ax``, or the axes of a new figure (sized by the current style)."""
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(**subplot_kw)
+    return ax
+
+
+def select_coordinate(da: Any, coordinate: int, owner: str) -> Any:
+    """``da`` at coordinate index ``coordinate`` of its ``dim`` dimension (if it has one)."""
+    if "dim" in da.dims:
+        if not 0 <= int(coordinate) < da.sizes["dim"]:
+            raise ValidationError(f"The 'coordinate' parameter of {owner} must be in [0, {da.sizes['dim']}). "
+                                  f"Got {coordinate}.")
+        return da.isel(dim=int(coordinate))
+    return da
+
+
+def coordinate_name(da: Any, coordinate: int) -> str:
+    """Label of a coordinate of a state variable, e.g. ``"position $x_0$"``."""
+    base = (getattr(da, "attrs", {}) or {}).get("long_name", "x")
+    sym = "x" if base in ("position", "parameters", "x") else None
+    return f"{base} $x_{{{coordinate}}}$" if sym else f"{base} {coordinate}"
+
+
+def finite(a: Any) -> np.ndarray:
+    arr = np.asarray(a, dtype=float)
+    return arr[np.isfinite(arr)]
+
+
+def log_axis(ax: Any, values: np.ndarray, top: float = 1.05) -> None:
+    """Logarithmic y axis from just below the smallest positive value to ``top``, with plain-number
+    tick labels when it spans less than two decades."""
+    from matplotlib import ticker
+
+    ax.set_yscale("log")
+    lo = max(float(values.min()) * 0.8 if values.size else 1e-3, 1e-6)
+    ax.set_ylim(lo, top)
+    if top / lo < 100:
+        ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        if top / lo < 5:
+            ax.yaxis.set_major_locator(ticker.LogLocator(subs=np.arange(1.0, 10.0)))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
