@@ -15,16 +15,22 @@ from typing import Sequence
 __all__ = ["main", "build_parser"]
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from ._validation import ValidationError
     from .io.files import _format_of, save
     from .spec import load_spec, run_spec, summarize
 
     out = Path(args.output)
-    _format_of(out, None)  # reject an unknown extension before running
+    fmt = _format_of(out, None)  # reject an unknown extension before running
+    if args.resume and fmt != "zarr":
+        raise ValidationError("--resume continues a run streamed to a zarr store: use -o OUT.zarr")
     spec = load_spec(args.spec)
     progress = False if args.no_progress else None
     print(f"running {spec.name}: {spec.integrator!r} on {spec.target!r}", flush=True)
-    ds = run_spec(spec, progress=progress)
-    save(ds, out)
+    if fmt == "zarr":  # stream into the store, with a checkpoint after every chunk
+        ds = run_spec(spec, progress=progress, store=out, resume=args.resume)
+    else:
+        ds = run_spec(spec, progress=progress)
+        save(ds, out)
     print(summarize(ds, spec.expected))
     print(f"wrote {out}")
     return 0
@@ -78,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="spec file, e.g. models/double_well.toml")
     p.add_argument("-o", "--output", required=True, help="output file: .nc (netCDF) or .zarr")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in the zarr store given by -o (bit-identical to an uninterrupted run)")
     p.set_defaults(handler=_cmd_run)
     p = sub.add_parser("info", help="print versions, thread count and kernel cache location")
     p.set_defaults(handler=_cmd_info)

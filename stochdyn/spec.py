@@ -188,16 +188,25 @@ def _resolve_files(table: dict[str, Any], base_dir: Path, source: str, tname: st
     return table
 
 
-def run_spec(spec: Spec, progress: bool | None = None):
-    """Simulate a spec and return the Dataset (the spec's name and source are added to the attributes)."""
+def run_spec(spec: Spec, progress: bool | None = None, store: str | Path | None = None, resume: bool = False):
+    """Simulate a spec and return the Dataset (the spec's name and source are added to the attributes).
+
+    With ``store`` the run streams into that zarr store with checkpoints (and ``resume``
+    continues an interrupted one); see :func:`stochdyn.simulate`.
+    """
     from .ensemble.driver import simulate
 
     run = dict(spec.run)
     seed = run.pop("seed", None)
     prog = run.pop("progress", progress)
-    ds = simulate(spec.integrator, spec.target, run.pop("x0", None), rng=seed, progress=prog, **run)
+    extra = {} if store is None else {"store": store, "resume": resume}
+    ds = simulate(spec.integrator, spec.target, run.pop("x0", None), rng=seed, progress=prog, **run, **extra)
     ds.attrs["spec_name"] = spec.name
     ds.attrs["spec_source"] = spec.source
+    if store is not None:
+        import zarr
+
+        zarr.open_group(str(store), mode="r+").attrs.update({"spec_name": spec.name, "spec_source": spec.source})
     return ds
 
 

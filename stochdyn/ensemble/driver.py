@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time as _time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -64,6 +66,8 @@ def simulate(
     replicas: Any = None,
     chunk_steps: int | None = None,
     progress: bool | None = None,
+    store: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> xr.Dataset:
     """Run an ensemble of independent replicas of a stochastic dynamics and return a Dataset.
 
@@ -92,10 +96,19 @@ def simulate(
         Global ids of the replicas to run (default ``0 .. n_replicas-1``). Replica ``r`` has the
         same random stream whatever else runs, so a subset reproduces those replicas of a full run.
     chunk_steps : int, optional
-        Steps per kernel call (a multiple of ``record_every``); affects speed and progress
-        granularity only, never results. Default: about 3e7 replica-steps per chunk.
+        Steps per kernel call (a multiple of ``record_every``); affects speed, progress
+        granularity and checkpoint frequency only, never results.
     progress : bool, optional
         Show a progress bar (True), never (False), or only for long runs on a terminal (None).
+    store : path, optional
+        Stream the records into this zarr store as the run goes (memory is bounded by one chunk)
+        and checkpoint the state after every chunk; the returned Dataset is read lazily from it.
+        Needs the ``io`` extra.
+    resume : bool
+        Continue the run in ``store`` from its last checkpoint (or start it if the store does not
+        exist). The result is bit-identical to an uninterrupted run. A store written by a different
+        run (other parameters, seed, x0, replicas or stochdyn version) is refused. With
+        ``rng=None`` the stored seed is used.
 
     Returns
     -------
@@ -133,48 +146,96 @@ def simulate(
             f"The 'n_steps' parameter of simulate ({n_steps}) must be a multiple of record_every ({record_every}), "
             "so that the final state is recorded."
         )
+    integrator.check_run(target, n_steps)
     if chunk_steps is not None:
         chunk_steps = check_int("chunk_steps", chunk_steps, "simulate", ge=1)
         if chunk_steps % record_every:
             raise ValidationError(
                 f"The 'chunk_steps' parameter of simulate ({chunk_steps}) must be a multiple of record_every ({record_every})."
             )
-    else:
-        per = max(1, TARGET_CHUNK_WORK // (R * record_every))
-        chunk_steps = per * record_every
-    chunk_steps = min(chunk_steps, n_steps)
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise ValidationError(f"The 'progress' parameter of simulate must be True, False or None. Got {progress!r}.")
+    if not isinstance(resume, (bool, np.bool_)):
+        raise ValidationError(f"The 'resume' parameter of simulate must be True or False. Got {resume!r}.")
+    store_path = None
+    if store is not None:
+        from ..io.files import _require
+
+        _require("zarr", "Streaming to a store")
+        _require("dask", "Streaming to a store")
+        store_path = Path(store)
+        if store_path.suffix != ".zarr":
+            raise ValidationError(f"The 'store' parameter of simulate must be a path ending in .zarr. Got {str(store)!r}.")
+        if store_path.exists() and not resume:
+            raise FileExistsError(
+                f"Store {str(store_path)!r} exists: pass resume=True (CLI: --resume) to continue it, or remove it to start again."
+            )
+        if rng is None and resume and store_path.exists():
+            from .store import stored_seed
+            from ..random.streams import seed_sequence_from_attrs
+
+            seed = stored_seed(store_path)
+            rng = seed_sequence_from_attrs(seed) if seed else None
+    elif resume:
+        raise ValidationError("The 'resume' parameter of simulate needs a 'store' to resume from.")
     x0_arr = integrator.prepare_x0(x0, target, R)
     key = stream_key(rng)
     variables = integrator.variables(target)
     n_records = n_steps // record_every + 1
-    need = MemoryRecorder.nbytes(variables, R, n_records)
-    if need > MAX_RECORD_BYTES:
-        raise ValidationError(
-            f"Recording {n_records} states of {R} replicas would need {need / 2**30:.1f} GiB in memory "
-            f"(limit {MAX_RECORD_BYTES / 2**30:.0f} GiB): record less often (record_every) or fewer replicas."
-        )
+    if store_path is None:
+        need = MemoryRecorder.nbytes(variables, R, n_records)
+        if need > MAX_RECORD_BYTES:
+            raise ValidationError(
+                f"Recording {n_records} states of {R} replicas would need {need / 2**30:.1f} GiB in memory "
+                f"(limit {MAX_RECORD_BYTES / 2**30:.0f} GiB): record less often (record_every), run fewer replicas, "
+                "or stream to disk with store='run.zarr'."
+            )
 
-    # -- run -----------------------------------------------------------------------------------
+    # -- set up ------------------------------------------------------------------------------------
+    run = {"n_replicas": int(R), "n_steps": int(n_steps), "record_every": int(record_every),
+           "replicas": "all" if replicas is None else ids.tolist()}
+    attrs = run_attrs(integrator, target, run, key.attrs())
+    steps = np.arange(n_records, dtype=np.int64) * record_every
+    times = integrator.time_of_step(steps)
     state = integrator.init_state(target, x0_arr, key.streams(ids))
-    recorder = MemoryRecorder(variables, R, n_records)
-    out, off = recorder.buffers(0, 1)
-    integrator.record(target, state, out, off)
-    recorder.commit(0, 1)
+    k = 0
+    if store_path is None:
+        recorder: Any = MemoryRecorder(variables, R, n_records)
+        c = (chunk_steps if chunk_steps is not None else
+             max(1, TARGET_CHUNK_WORK // (R * record_every)) * record_every) // record_every
+    else:
+        from .store import ZarrRecorder, fingerprint
+
+        fp = fingerprint(integrator, target, run, key.attrs(), x0_arr, ids)
+        if store_path.exists():
+            recorder, k = ZarrRecorder.resume(store_path, variables, R, fp, state)
+        else:
+            c = ZarrRecorder.chunk_records_for(variables, R, record_every, n_records, chunk_steps, TARGET_CHUNK_WORK)
+            template = build_dataset(variables, _lazy_template(variables, R, n_records), ids, steps, times,
+                                     integrator.time_long_name, integrator.time_units, state.arrays["diverged"], attrs)
+            recorder = ZarrRecorder.create(store_path, template, variables, R, c, fp)
+        c = recorder.chunk_records
+    c = max(1, min(int(c), n_records))
+
+    # -- run: chunk j holds records [j*c, (j+1)*c); the first one includes the initial state ------
     block = block_size(R)
-    bar = progress_bar(progress, n_steps, float(R) * n_steps, f"{integrator.name} on {target.name}")
+    bar = progress_bar(progress, n_steps, float(R) * (n_steps - state.step), f"{integrator.name} on {target.name}")
+    bar.update(state.step)
     t0 = _time.perf_counter()
     try:
-        k = 1
-        while state.step < n_steps:
-            n = min(chunk_steps, n_steps - state.step)
-            nrec = n // record_every
-            out, off = recorder.buffers(k, nrec)
-            integrator.advance(target, state, n, record_every, out, off, block)
-            state.step += n
-            recorder.commit(k, nrec)
-            k += nrec
+        while k < n_records:
+            n_rec = min(c, n_records - k)
+            out, off = recorder.buffers(k, n_rec)
+            first = 0
+            if k == 0:
+                integrator.record(target, state, out, off)
+                first = 1
+            n = (n_rec - first) * record_every
+            if n:
+                integrator.advance(target, state, n, record_every, out, off + first, block)
+                state.step += n
+            recorder.commit(k, n_rec, state, _time.perf_counter() - t0)
+            k += n_rec
             bar.update(n)
     finally:
         bar.close()
@@ -183,20 +244,26 @@ def simulate(
     diverged = state.arrays["diverged"]
     n_div = int(np.count_nonzero(diverged >= 0))
     if n_div:
-        first = int(diverged[diverged >= 0].min())
+        first_step = int(diverged[diverged >= 0].min())
         warnings.warn(
-            f"{n_div} of {R} replicas became non-finite (the first at step {first}) and were frozen as NaN "
+            f"{n_div} of {R} replicas became non-finite (the first at step {first_step}) and were frozen as NaN "
             f"(see the 'diverged' and 'diverged_step' variables); the other replicas are unaffected. "
             f"Likely cause: {integrator.divergence_hint(target)}.",
             DivergenceWarning,
             stacklevel=2,
         )
-
-    steps = np.arange(n_records, dtype=np.int64) * record_every
-    run = {"n_replicas": int(R), "n_steps": int(n_steps), "record_every": int(record_every),
-           "replicas": "all" if replicas is None else ids.tolist()}
-    attrs = run_attrs(integrator, target, run, key.attrs())
     attrs["n_diverged"] = n_div
+    if store_path is not None:
+        recorder.finish(state, n_records, elapsed, {"n_diverged": n_div})
+        return recorder.result()
     attrs["elapsed_seconds"] = float(elapsed)
-    return build_dataset(variables, recorder.result(), ids, steps, integrator.time_of_step(steps),
-                         integrator.time_long_name, integrator.time_units, diverged, attrs)
+    return build_dataset(variables, recorder.data, ids, steps, times, integrator.time_long_name,
+                         integrator.time_units, diverged, attrs)
+
+
+def _lazy_template(variables: list, n_replicas: int, n_records: int) -> dict[str, Any]:
+    """Placeholder arrays (shape only, no memory) for the store template; ZarrRecorder rechunks them."""
+    import dask.array as da
+
+    return {v.name: da.empty((n_replicas, n_records) + tuple(v.shape), dtype=v.dtype,
+                             chunks=(n_replicas, n_records) + tuple(v.shape)) for v in variables}

@@ -29,11 +29,8 @@ class MemoryRecorder:
         """Arrays to write records ``k0 .. k0+n-1`` into, and the offset of record ``k0`` in them."""
         return self.data, k0
 
-    def commit(self, k0: int, n: int) -> None:
-        """Records ``k0 .. k0+n-1`` are complete."""
-
-    def result(self) -> dict[str, np.ndarray]:
-        return self.data
+    def commit(self, k0: int, n: int, state, elapsed: float) -> None:
+        """Records ``k0 .. k0+n-1`` are complete (nothing to do in memory)."""
 
     @staticmethod
     def nbytes(variables: list[Variable], n_replicas: int, n_records: int) -> int:

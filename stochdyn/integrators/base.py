@@ -105,6 +105,10 @@ class Integrator:
         """Raise ValidationError if this integrator cannot run on ``target``."""
         raise NotImplementedError
 
+    def check_run(self, target: Any, n_steps: int) -> None:
+        """Raise ValidationError if this integrator cannot run ``n_steps`` steps on ``target``
+        (e.g. a per-step schedule that is too short). Default: nothing to check."""
+
     def dim(self, target: Any) -> int:
         """Dimension of the state ``x`` on ``target``."""
         return int(target.dim)

@@ -17,7 +17,7 @@ import xarray as xr
 
 from .._validation import ValidationError
 
-__all__ = ["save", "open_dataset"]
+__all__ = ["save", "open_dataset", "export_netcdf"]
 
 
 def _require(module: str, what: str) -> None:
@@ -108,7 +108,8 @@ def open_dataset(path: str | os.PathLike, *, format: str | None = None, load: bo
 
     With ``load=True`` (default) the data are read into memory and the file is closed, so the
     result equals the saved Dataset exactly (``xarray.testing.assert_identical``); ``load=False``
-    returns a lazily loaded Dataset. Extra keyword arguments go to :func:`xarray.open_dataset`.
+    returns a lazily loaded (Dask-backed) Dataset. A zarr store of a run that has not finished is
+    cut at its last complete record, with a warning. Extra keyword arguments go to :func:`xarray.open_dataset`.
     """
     path = Path(path)
     fmt = _format_of(path, format)
@@ -119,10 +120,53 @@ def open_dataset(path: str | os.PathLike, *, format: str | None = None, load: bo
         ds = xr.open_dataset(path, engine="netcdf4", **kwargs)
     else:
         _require("zarr", "Opening zarr")
-        ds = xr.open_zarr(path, **{"consolidated": False, **kwargs})
+        if not load:
+            _require("dask", "Opening a zarr store lazily")
+        from ..ensemble.store import CHECKPOINT, read_checkpoint
+
+        import warnings
+
+        with warnings.catch_warnings():  # zarr notices the checkpoint file beside the arrays
+            warnings.filterwarnings("ignore", message=f".*{CHECKPOINT}.*not recognized")
+            ds = xr.open_zarr(path, **{"consolidated": False, "chunks": None if load else {}, **kwargs})
+
+        ck = read_checkpoint(path)
+        if ck is not None and not ck["complete"]:
+            warnings.warn(
+                f"Store {str(path)!r} holds an unfinished run: showing its {ck['records_complete']} complete records "
+                f"(up to step {ck['step']}); resume it with simulate(..., store=..., resume=True).",
+                stacklevel=2,
+            )
+            ds = ds.isel(time=slice(0, ck["records_complete"]))
     if load:
         with ds:
             ds = ds.load()
         for v in ds.variables.values():
             v.encoding = {}
     return ds
+
+
+def export_netcdf(store: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Write a finished zarr store (from ``simulate(..., store=...)``) to a netCDF file, chunk by chunk.
+
+    The data stream through Dask, so memory stays bounded by a few chunks; the file appears
+    atomically. An unfinished store is refused (resume it first).
+    """
+    from ..ensemble.store import read_checkpoint
+
+    ck = read_checkpoint(store)
+    if ck is not None and not ck["complete"]:
+        raise ValidationError(f"Store {str(store)!r} holds an unfinished run: resume it before exporting.")
+    _require("netCDF4", "Exporting netCDF")
+    ds = open_dataset(store, load=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        _encodable(ds).to_netcdf(tmp, engine="netcdf4")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
