@@ -48,7 +48,9 @@ def cma_parameters(dim: int, population_size: int | None = None, parents: int | 
     :math:`c_1 = \frac{2}{(n+1.3)^2+\mu_\mathrm{eff}}`,
     :math:`c_\mu = \min(1-c_1, \frac{2(\mu_\mathrm{eff}-2+1/\mu_\mathrm{eff})}{(n+2)^2+\mu_\mathrm{eff}})`,
     :math:`E\|N(0,I)\| \approx \sqrt n\,(1 - \frac1{4n} + \frac1{21n^2})`. The eigendecomposition of
-    C is refreshed every :math:`\max(1, \lfloor 1/(10 n (c_1+c_\mu))\rfloor)` generations.
+    C is refreshed lazily as in Hansen's reference implementation ``purecma``: once more than
+    :math:`0.5\,n\lambda/((c_1+c_\mu)n^2)` evaluations have passed, i.e. every
+    :math:`\lfloor 0.5/((c_1+c_\mu)n)\rfloor + 1` generations (every 2nd for n = 10, λ = 10).
     """
     n = int(dim)
     lam = 4 + int(math.floor(3 * math.log(n))) if population_size is None else int(population_size)
@@ -65,7 +67,8 @@ def cma_parameters(dim: int, population_size: int | None = None, parents: int | 
     c1 = 2 / ((n + 1.3) ** 2 + mueff)
     cmu = min(1 - c1, 2 * (mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
     chi_n = math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n))
-    eigen_every = max(1, int(math.floor(1.0 / (10 * n * (c1 + cmu)))))
+    # purecma's lazy update: refresh B, D once more than 0.5 n lam / ((c1 + cmu) n^2) evaluations passed
+    eigen_every = int(math.floor(0.5 * n * lam / ((c1 + cmu) * n * n) / lam)) + 1
     return dict(lam=lam, mu=mu, weights=np.ascontiguousarray(w), mueff=mueff, cs=cs, ds=ds, cc=cc, c1=c1,
                 cmu=cmu, chi_n=chi_n, eigen_every=eigen_every)
 
@@ -230,7 +233,7 @@ class _Recombinant(_Strategy):
                     "diverged": np.full(R, -1, dtype=np.int64)},
             scratch={"Z": np.empty((R, lam, d)), "Y": np.empty((R, lam, d)), "X": np.empty((R, lam, d)),
                      "G": np.empty((R, lam, d)), "U": np.empty((R, lam)), "idx": np.empty((R, lam), dtype=np.int64),
-                     "zw": np.empty((R, d)), "yw": np.empty((R, d)), "A": np.empty((R, d, d)), "V": np.empty((R, d, d)),
+                     "zw": np.empty((R, d)), "yw": np.empty((R, d)), "A": np.empty((R, d, d)),
                      "T": np.empty((R, d, d)), "mgrad": np.empty((R, d)), "mu": np.empty((R, 1))},
         )
 
@@ -249,7 +252,7 @@ class _Recombinant(_Strategy):
         a, s = state.arrays, state.scratch
         xo = out.get("x", np.zeros((1, 1, 1, 1)))
         _k.cma(target.compiled, target.theta, a["x"], a["sigma"], a["ps"], a["pc"], a["C"], a["B"], a["D"], a["best"],
-               s["Z"], s["Y"], s["X"], s["G"], s["U"], s["idx"], s["zw"], s["yw"], s["A"], s["V"], s["T"], s["mgrad"],
+               s["Z"], s["Y"], s["X"], s["G"], s["U"], s["idx"], s["zw"], s["yw"], s["A"], s["T"], s["mgrad"],
                s["mu"], a["rng"], a["diverged"], p["weights"], p["mu"], p["cs"], p["ds"], p["cc"], p["c1"], p["cmu"],
                p["mueff"], p["chi_n"], self._full, p["eigen_every"], state.step, n_steps, record_every, out["mean"],
                out["energy"], out["sigma"], out["variance"], out["population_energy"], out["best_energy"],

@@ -135,7 +135,10 @@ def test_cmaes_generations_match_the_numpy_reference_algebra():
             np.testing.assert_allclose(state.arrays[name][0], r, rtol=1e-9, atol=1e-12, err_msg=f"{name} at generation {g}")
         B1, D1 = state.arrays["B"][0], state.arrays["D"][0]
         np.testing.assert_allclose(B1.T @ B1, np.eye(n), atol=1e-12)
-        np.testing.assert_allclose((B1 * D1**2) @ B1.T, state.arrays["C"][0], rtol=1e-10, atol=1e-13)
+        if g % p["eigen_every"] == 0:  # lazy eigendecomposition (purecma's gap)
+            np.testing.assert_allclose((B1 * D1**2) @ B1.T, state.arrays["C"][0], rtol=1e-10, atol=1e-13)
+        else:
+            np.testing.assert_array_equal(B1, B)
     assert np.array_equal(shadow, state.arrays["rng"])  # the kernel drew exactly lam*n normals per generation
 
 

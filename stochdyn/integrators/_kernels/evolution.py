@@ -129,18 +129,19 @@ def one_plus_one(fn, theta, x, ux, sigma, best, y, gy, uy, rng, diverged, up_fac
 # (mu/mu_w, lambda)-ES with cumulative step-size adaptation, and CMA-ES
 # ---------------------------------------------------------------------------------------------
 @njit(inline="always", cache=True)
-def _sample_offspring(m, sigma, Bm, D, full, Z, Y, X, r, lam, s0, s1):
+def _sample_offspring(m, sigma, Bm, D, full, Z, Y, X, W, r, lam, s0, s1):
     """z ~ N(0, I); y = B D z (full) or z; x = m + sigma y."""
     d = m.shape[1]
     for k in range(lam):
         for j in range(d):
             z, s0, s1 = normal(s0, s1)
             Z[r, k, j] = z
+            W[j] = D[r, j] * z
         for i in range(d):
             if full:
                 acc = 0.0
                 for j in range(d):
-                    acc += Bm[r, i, j] * D[r, j] * Z[r, k, j]
+                    acc += Bm[r, i, j] * W[j]
             else:
                 acc = Z[r, k, i]
             Y[r, k, i] = acc
@@ -149,49 +150,58 @@ def _sample_offspring(m, sigma, Bm, D, full, Z, Y, X, r, lam, s0, s1):
 
 
 @njit(inline="always", cache=True)
-def _jacobi_eigen(A, V, r, d, max_sweeps):
-    """Cyclic Jacobi on the symmetric ``A[r]`` (overwritten, ends diagonal), rotations accumulated into ``V[r]``."""
+def _jacobi_eigen(A, V, d, max_sweeps):
+    """Cyclic Jacobi on the symmetric ``A`` (d, d) (overwritten, ends diagonal), rotations accumulated into ``V``."""
     for sweep in range(max_sweeps):
         off = 0.0
         diag = 0.0
         for p in range(d):
-            diag += A[r, p, p] * A[r, p, p]
+            diag += A[p, p] * A[p, p]
             for q in range(p + 1, d):
-                off += A[r, p, q] * A[r, p, q]
-        if off <= 1e-30 * diag or off == 0.0:
+                off += A[p, q] * A[p, q]
+        if off <= 1e-26 * diag or off == 0.0:  # off-diagonal norm below 1e-13 of the diagonal's
             return True
         for p in range(d - 1):
             for q in range(p + 1, d):
-                apq = A[r, p, q]
-                if apq == 0.0:
+                apq = A[p, q]
+                # negligible against the diagonal entries (below 1e-15 relative): zero it instead of rotating
+                if apq * apq <= 1e-30 * abs(A[p, p] * A[q, q]):
+                    A[p, q] = 0.0
+                    A[q, p] = 0.0
                     continue
-                th = (A[r, q, q] - A[r, p, p]) / (2.0 * apq)
+                th = (A[q, q] - A[p, p]) / (2.0 * apq)
                 t = 1.0 / (abs(th) + math.sqrt(th * th + 1.0))
                 if th < 0.0:
                     t = -t
                 c = 1.0 / math.sqrt(t * t + 1.0)
                 s = t * c
+                tau = s / (1.0 + c)
+                # symmetric rotation (Numerical Recipes, 3rd ed., eq. 11.1.14-11.1.20)
+                A[p, p] -= t * apq
+                A[q, q] += t * apq
+                A[p, q] = 0.0
+                A[q, p] = 0.0
                 for k in range(d):
-                    akp = A[r, k, p]
-                    akq = A[r, k, q]
-                    A[r, k, p] = c * akp - s * akq
-                    A[r, k, q] = s * akp + c * akq
+                    if k != p and k != q:
+                        akp = A[k, p]
+                        akq = A[k, q]
+                        vp = akp - s * (akq + tau * akp)
+                        vq = akq + s * (akp - tau * akq)
+                        A[k, p] = vp
+                        A[p, k] = vp
+                        A[k, q] = vq
+                        A[q, k] = vq
                 for k in range(d):
-                    apk = A[r, p, k]
-                    aqk = A[r, q, k]
-                    A[r, p, k] = c * apk - s * aqk
-                    A[r, q, k] = s * apk + c * aqk
-                for k in range(d):
-                    vkp = V[r, k, p]
-                    vkq = V[r, k, q]
-                    V[r, k, p] = c * vkp - s * vkq
-                    V[r, k, q] = s * vkp + c * vkq
+                    vkp = V[k, p]
+                    vkq = V[k, q]
+                    V[k, p] = vkp - s * (vkq + tau * vkp)
+                    V[k, q] = vkq + s * (vkp - tau * vkq)
     return False
 
 
 @njit(inline="always", cache=True)
-def _update_eigen(C, Bm, D, A, V, T, r, d):
-    """C = B D^2 B^T, warm-started from the previous B: diagonalise A = B^T C B, then B <- B V.
+def _update_eigen(C, Bm, D, A, T, d):
+    """C = B D^2 B^T, warm-started from the previous B: diagonalise A = B^T C B by rotations J, B <- B J.
 
     Returns False if C is not (numerically) positive definite.
     """
@@ -199,41 +209,28 @@ def _update_eigen(C, Bm, D, A, V, T, r, d):
         for j in range(d):
             acc = 0.0
             for k in range(d):
-                acc += C[r, i, k] * Bm[r, k, j]
-            T[r, i, j] = acc
+                acc += C[i, k] * Bm[k, j]
+            T[i, j] = acc
     for i in range(d):
-        for j in range(d):
+        for j in range(i, d):  # A is symmetric: compute the upper triangle and mirror it
             acc = 0.0
             for k in range(d):
-                acc += Bm[r, k, i] * T[r, k, j]
-            A[r, i, j] = acc
-            V[r, i, j] = 1.0 if i == j else 0.0
-    for i in range(d):  # symmetrise against rounding
-        for j in range(i + 1, d):
-            a = 0.5 * (A[r, i, j] + A[r, j, i])
-            A[r, i, j] = a
-            A[r, j, i] = a
-    _jacobi_eigen(A, V, r, d, 50)
-    for i in range(d):
-        for j in range(d):
-            acc = 0.0
-            for k in range(d):
-                acc += Bm[r, i, k] * V[r, k, j]
-            T[r, i, j] = acc
+                acc += Bm[k, i] * T[k, j]
+            A[i, j] = acc
+            A[j, i] = acc
+    _jacobi_eigen(A, Bm, d, 50)  # rotations accumulate into B itself: B <- B J_1 J_2 ...
     ok = True
     for i in range(d):
-        for j in range(d):
-            Bm[r, i, j] = T[r, i, j]
-        ev = A[r, i, i]
+        ev = A[i, i]
         if not (ev > 0.0 and math.isfinite(ev)):
             ok = False
         else:
-            D[r, i] = math.sqrt(ev)
+            D[i] = math.sqrt(ev)
     return ok
 
 
 @njit(parallel=True, cache=True)
-def cma(fn, theta, m, sigma, ps, pc, C, Bm, D, best, Z, Y, X, G, U, idx, zw, yw, A, V, T, mgrad, mu_buf,
+def cma(fn, theta, m, sigma, ps, pc, C, Bm, D, best, Z, Y, X, G, U, idx, zw, yw, A, T, mgrad, mu_buf,
         rng, diverged, weights, mu, cs, ds, cc, c1, cmu, mueff, chi_n, full, eigen_every,
         step0, n_steps, record_every, out_mean, out_e, out_sig, out_var, out_pe, out_best, out_ev, out_x,
         record_x, k0):
@@ -254,7 +251,7 @@ def cma(fn, theta, m, sigma, ps, pc, C, Bm, D, best, Z, Y, X, G, U, idx, zw, yw,
         s1 = rng[r, 1]
         for s in range(n_steps):
             step = step0 + s + 1
-            s0, s1 = _sample_offspring(m, sigma, Bm, D, full, Z, Y, X, r, lam, s0, s1)
+            s0, s1 = _sample_offspring(m, sigma, Bm, D, full, Z, Y, X, zw[r], r, lam, s0, s1)
             eval_rows(fn, theta, X, G, U, r, lam)
             argsort_small(U, r, idx, lam)
             pop_e = 0.0
@@ -305,7 +302,7 @@ def cma(fn, theta, m, sigma, ps, pc, C, Bm, D, best, Z, Y, X, G, U, idx, zw, yw,
             for j in range(d):
                 ok = ok and math.isfinite(m[r, j])
             if ok and full and step % eigen_every == 0:
-                ok = _update_eigen(C, Bm, D, A, V, T, r, d)
+                ok = _update_eigen(C[r], Bm[r], D[r], A[r], T[r], d)
             if not ok:
                 freeze_mean(m, r, diverged, step)
                 break
