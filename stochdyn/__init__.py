@@ -9,13 +9,15 @@
 from . import integrators, io, landscapes, random, theory
 from ._validation import ValidationError
 from ._version import __version__
-from .ensemble import DivergenceWarning, simulate
+from .ensemble import DivergenceWarning, open_sweep, simulate, sweep
 from .integrators import BAOAB, EulerMaruyama, LeimkuhlerMatthews
 from .io import open_dataset, save
 
 __all__ = [
     "__version__",
     "simulate",
+    "sweep",
+    "open_sweep",
     "landscapes",
     "integrators",
     "random",

@@ -24,6 +24,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume and fmt != "zarr":
         raise ValidationError("--resume continues a run streamed to a zarr store: use -o OUT.zarr")
     spec = load_spec(args.spec)
+    if spec.sweep is not None:
+        raise ValidationError(f"{spec.source} has a [sweep] table: run it with  stochdyn sweep {spec.source} --out STORE")
     progress = False if args.no_progress else None
     print(f"running {spec.name}: {spec.integrator!r} on {spec.target!r}", flush=True)
     if fmt == "zarr":  # stream into the store, with a checkpoint after every chunk
@@ -33,6 +35,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
         save(ds, out)
     print(summarize(ds, spec.expected))
     print(f"wrote {out}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from ._validation import ValidationError
+    from .ensemble.sweeps import sweep
+    from .spec import load_spec
+
+    spec = load_spec(args.spec)
+    if spec.sweep is None:
+        raise ValidationError(f"{spec.source} has no [sweep] table: add one, or use  stochdyn run")
+    run = dict(spec.run)
+    run.pop("progress", None)
+    run.pop("chunk_steps", None)
+    seed = run.pop("seed", None)
+    x0 = run.pop("x0", None)
+    if args.workers is not None and args.scheduler is not None:
+        raise ValidationError("give --workers or --scheduler, not both")
+    workers = "serial" if args.workers == 0 else args.workers
+    n_points = 1
+    for v in spec.sweep.values():
+        n_points *= len(v)
+    print(f"sweeping {spec.name}: {n_points} points of {spec.integrator!r} on {spec.target!r}", flush=True)
+    t0 = time.perf_counter()
+    ds = sweep(spec.integrator, spec.target, x0, grid=spec.sweep, rng=seed, workers=workers, scheduler=args.scheduler,
+               store=args.out, resume=args.resume, **run)
+    sweep_info = json.loads(ds.attrs["sweep"])
+    dims = ", ".join(f"{d} ({len(c)})" for d, c in zip(sweep_info["dims"], sweep_info["coords"]))
+    print(f"done in {time.perf_counter() - t0:.1f} s: dimensions {dims}; {int(ds['diverged'].sum())} diverged replicas")
+    print(f"wrote {args.out}  (open with sd.open_sweep)")
     return 0
 
 
@@ -87,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in the zarr store given by -o (bit-identical to an uninterrupted run)")
     p.set_defaults(handler=_cmd_run)
+    p = sub.add_parser("sweep", help="run a spec with a [sweep] table: one ensemble per grid point")
+    p.add_argument("spec", help="spec file with a [sweep] table")
+    p.add_argument("--out", required=True, help="directory for the sweep store (one zarr store per point)")
+    p.add_argument("--workers", type=int, default=None, help="local Dask worker processes (0: serial, in this process)")
+    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    p.add_argument("--resume", action="store_true", help="skip finished points and resume interrupted ones")
+    p.set_defaults(handler=_cmd_sweep)
     p = sub.add_parser("info", help="print versions, thread count and kernel cache location")
     p.set_defaults(handler=_cmd_info)
     return parser

@@ -74,6 +74,7 @@ class Spec:
     expected: dict[str, float] = field(default_factory=dict)
     description: str = ""
     source: str = "<spec>"
+    sweep: dict[str, list[Any]] | None = None
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -95,7 +96,7 @@ def _fail(source: str, where: str, msg: str) -> SpecError:
 def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "<spec>") -> Spec:
     """Validate a spec given as a dict (as read from TOML)."""
     base_dir = Path(base_dir)
-    known = {"model", "integrator", "run", "expected", *TARGET_BUILDERS}
+    known = {"model", "integrator", "run", "expected", "sweep", *TARGET_BUILDERS}
     for key in data:
         if key not in known:
             raise _fail(source, f"[{key}]", f"unknown table; allowed tables: {', '.join(sorted(known))}")
@@ -173,8 +174,31 @@ def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "
             _parse_observable(key, integrator.dim(target))
         except ValueError as exc:
             raise _fail(source, f"[expected] {key}", str(exc)) from None
+    grid = _parse_sweep(data["sweep"], source, integrator, target) if "sweep" in data else None
     return Spec(name=name, target=target, integrator=integrator, run=run, expected={k: float(v) for k, v in expected.items()},
-                description=str(model.get("description", "")), source=source)
+                description=str(model.get("description", "")), source=source, sweep=grid)
+
+
+def _parse_sweep(table: Any, source: str, integrator: Integrator, target: Any) -> dict[str, list[Any]]:
+    """``[sweep]`` as ``"integrator.dt" = [...]`` keys or ``[sweep.integrator]``/``[sweep.landscape]`` tables."""
+    from .ensemble.sweeps import _apply, sweep_points
+
+    if not isinstance(table, dict) or not table:
+        raise _fail(source, "[sweep]", "must be a table of parameter value lists")
+    grid: dict[str, list[Any]] = {}
+    for key, val in table.items():
+        if isinstance(val, dict):
+            for sub, vals in val.items():
+                grid[f"{key}.{sub}"] = vals
+        else:
+            grid[key] = val
+    try:
+        _, _, pts = sweep_points(grid=grid)
+        for p in pts:
+            _apply(integrator, target, p)
+    except ValidationError as exc:
+        raise _fail(source, "[sweep]", str(exc)) from None
+    return grid
 
 
 def _resolve_files(table: dict[str, Any], base_dir: Path, source: str, tname: str) -> dict[str, Any]:

@@ -174,3 +174,27 @@ def test_landscapes_pickle_and_rebuild_from_their_description():
         again = pickle.loads(pickle.dumps(land))
         assert again == land and again is not land
         assert L.landscape_from_dict(land.to_dict()) == land
+
+
+def test_user_landscape_travels_to_another_process_by_value(tmp_path):
+    # what Dask does with a landscape defined in a user's script: cloudpickle it by value
+    import subprocess
+    import sys
+    import textwrap
+
+    pytest.importorskip("cloudpickle")
+    make = textwrap.dedent(
+        """
+        import sys, cloudpickle, stochdyn as sd
+        @sd.landscapes.landscape(dim=1)
+        def script_well(x, grad, k=1.0):
+            grad[0] = k * x[0]
+            return 0.5 * k * x[0] ** 2
+        open(sys.argv[1], "wb").write(cloudpickle.dumps(script_well(k=3.0)))
+        """
+    )
+    use = "import pickle, sys; land = pickle.load(open(sys.argv[1], 'rb')); print(land, land.value([[2.0]])[0])"
+    blob = tmp_path / "land.pkl"
+    subprocess.run([sys.executable, "-c", make, str(blob)], check=True)
+    out = subprocess.run([sys.executable, "-c", use, str(blob)], check=True, capture_output=True, text=True).stdout
+    assert out.split() == ["script_well(dim=1,", "k=3.0)", "6.0"]

@@ -17,3 +17,8 @@ def test_design_example_runs_and_has_the_contracted_layout():
         assert "long_name" in ds[name].attrs and "units" in ds[name].attrs
     assert ds.attrs["stochdyn_version"] == sd.__version__
     assert ds.attrs["seed"] == "0"
+
+
+def test_a_single_replica_from_a_single_point():
+    ds = sd.simulate(sd.BAOAB(dt=1e-2), sd.landscapes.DoubleWell(dim=2), x0=[-1.0, 0.0], n_replicas=1, n_steps=10, rng=0)
+    assert ds.sizes["replica"] == 1 and np.isfinite(ds.x).all()

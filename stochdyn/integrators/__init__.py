@@ -2,8 +2,10 @@
 
 from .base import INTEGRATORS, Integrator, State, Variable, integrator_from_dict, register_integrator
 from .langevin import BAOAB, EulerMaruyama, LeimkuhlerMatthews
+from .sgd import SGD, SGLD, Adam, Augmentation, BatchSchedule, LRSchedule, Sampling, Workers
 
-__all__ = ["INTEGRATORS", "integrator_from_dict", "register_integrator", "Integrator", "State", "Variable", "EulerMaruyama", "LeimkuhlerMatthews", "BAOAB"]
+__all__ = ["INTEGRATORS", "integrator_from_dict", "register_integrator", "Integrator", "State", "Variable", "EulerMaruyama", "LeimkuhlerMatthews", "BAOAB",
+           "SGD", "Adam", "SGLD", "Sampling", "LRSchedule", "BatchSchedule", "Augmentation", "Workers"]
 from .popgen import Moran, WrightFisher  # noqa: E402
 __all__ += ["WrightFisher", "Moran"]
 from .evolution import CMAES, CSAES, GeneticAlgorithm, OnePlusOneES, OpenES  # noqa: E402

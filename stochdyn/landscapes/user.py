@@ -166,8 +166,14 @@ def _make_landscape_class(f, fixed_dim, check, check_points, plot_bounds) -> typ
         values = {k: check_real(k, kwargs.get(k, defaults[k]), name) for k in pnames}
         Landscape.__init__(self, d, np.array([values[k] for k in pnames]), values)
 
+    def __reduce__(self):
+        # the class is made at run time: rebuild it on the other side from the Python function
+        # (cloudpickle, which Dask uses, ships a function defined in a script by value)
+        return (_rebuild, (f, fixed_dim, plot_bounds, self.dim, self.params))
+
     attrs: dict[str, Any] = {
         "__init__": __init__,
+        "__reduce__": __reduce__,
         "__doc__": f.__doc__ or f"User landscape {name!r} (parameters: {', '.join(pnames) or 'none'}).",
         "__module__": getattr(f, "__module__", __name__),
         "_block": block,
@@ -201,6 +207,16 @@ def _make_landscape_class(f, fixed_dim, check, check_points, plot_bounds) -> typ
                 f"Landscape {name!r} failed when evaluated (it must use Numba's nopython subset): {_numba_reason(exc)}"
             ) from None
     return cls
+
+
+def _rebuild(f, fixed_dim, plot_bounds, dim, params):
+    """Unpickle a user landscape: reuse its registered class, or make it again (unchecked)."""
+    from .base import LANDSCAPES
+
+    cls = LANDSCAPES.get(f.__name__)
+    if cls is None or getattr(cls, "python_function", None) is not f:
+        cls = _make_landscape_class(f, fixed_dim, False, None, plot_bounds)
+    return cls(dim=dim, **params)
 
 
 def LANDSCAPES_REMOVE(name: str) -> None:

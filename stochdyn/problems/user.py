@@ -1,0 +1,246 @@
+"""Your own per-sample losses and augmentations, through decorators in the style of landscapes.
+
+* :func:`per_sample_loss` turns ``f(theta, row, grad, p1=default, ...) -> loss`` into a
+  :class:`~stochdyn.problems.base.Problem` class whose instances hold the data rows (the generated
+  wrapper lets ``f`` write its gradient into the scratch vector and adds ``scale * grad`` to the
+  kernel's sum, the accumulate contract of :data:`~stochdyn.problems._compiled.SAMPLE_SIG`);
+* :func:`augmentation` turns ``f(row, out, z, p1=default, ...)`` into an augmentation usable by
+  ``sd.Augmentation(copies=A, transform=...)``; ``z`` holds fresh standard normals drawn by the
+  kernel from the replica's own stream.
+
+Both are compiled once as cfuncs with the fixed signatures of :mod:`stochdyn.problems._compiled`
+(not cached on disk: they have no source file; about 0.2 s each), so the SGD kernels never
+recompile for them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from numba import carray, cfunc, njit
+
+from .._validation import ValidationError, check_array, check_int, check_real
+from ..landscapes.user import _numba_reason
+from ._compiled import AUGMENT_SIG, SAMPLE_SIG, per_sample
+from .base import Problem, register_problem
+
+__all__ = ["per_sample_loss", "augmentation", "AugmentFunction", "check_sample_gradient", "AUGMENTATIONS"]
+
+#: name -> augmentation factory made by :func:`augmentation`
+AUGMENTATIONS: dict[str, Callable[..., "AugmentFunction"]] = {}
+
+
+def check_sample_gradient(problem: Problem, thetas: Any = None, *, n_rows: int = 8, rtol: float = 1e-4) -> None:
+    """Compare per-sample gradients with central finite differences of per-sample losses.
+
+    Checks the first ``n_rows`` rows at ``thetas`` (default: 4 seeded standard-normal points), with
+    step :math:`h_j=\\epsilon^{1/3}\\max(1,|\\theta_j|)`; a component fails when the difference exceeds
+    ``rtol * max(1, |grad|_inf, |fd|, |loss|)``. Raises ValidationError naming row, point and component.
+    """
+    rows = np.ascontiguousarray(problem.rows[: max(1, n_rows)])
+    d = problem.dim
+    pts = np.random.default_rng(20261128).normal(size=(4, d)) if thetas is None else np.atleast_2d(thetas)
+    n = rows.shape[0]
+    eps = np.finfo(float).eps ** (1.0 / 3.0)
+
+    def evaluate(th: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        losses, grads = np.empty(n), np.empty((n, d))
+        per_sample(problem.compiled, rows, problem.hyper, np.ascontiguousarray(th, dtype=np.float64), losses, grads)
+        return losses, grads
+
+    for th in pts:
+        loss, grad = evaluate(th)
+        if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(grad))):
+            raise ValidationError(f"Problem {problem.name!r}: the per-sample loss is not finite at theta={th.tolist()}.")
+        for j in range(d):
+            h = eps * max(1.0, abs(th[j]))
+            tp, tm = th.copy(), th.copy()
+            tp[j] += h
+            tm[j] -= h
+            fd = (evaluate(tp)[0] - evaluate(tm)[0]) / (2.0 * h)
+            scale = np.maximum.reduce([np.ones(n), np.abs(grad).max(axis=1), np.abs(fd), np.abs(loss)])
+            bad = np.abs(grad[:, j] - fd) > rtol * scale
+            if np.any(bad):
+                i = int(np.flatnonzero(bad)[0])
+                raise ValidationError(
+                    f"The gradient of problem {problem.name!r} disagrees with finite differences of its loss: row {i}, "
+                    f"theta={th.tolist()}, component {j}: grad={grad[i, j]!r}, finite difference={fd[i]!r}. "
+                    "Check that the function writes d loss/d theta into 'grad' for every component."
+                )
+
+
+def _signature_params(f: Callable, n_fixed: int, kind: str, form: str) -> tuple[list[str], dict[str, float]]:
+    name = f.__name__
+    sig = inspect.signature(f)
+    args = list(sig.parameters.values())
+    if len(args) < n_fixed or any(a.kind not in (a.POSITIONAL_ONLY, a.POSITIONAL_OR_KEYWORD) for a in args):
+        raise ValidationError(f"A {kind} function must have the form {form}. {name!r} has signature {sig}.")
+    params = args[n_fixed:]
+    for p in params:
+        if p.default is inspect.Parameter.empty:
+            raise ValidationError(f"Parameter {p.name!r} of {kind} {name!r} needs a numeric default value.")
+        check_real(p.name, p.default, f"{kind} {name!r}")
+    return [p.name for p in params], {p.name: float(p.default) for p in params}
+
+
+def _compile(f: Callable, src: str, sig: Any, kind: str) -> Any:
+    namespace: dict[str, Any] = {"carray": carray, "_user": njit(f)}
+    exec(textwrap.dedent(src), namespace)
+    try:
+        return cfunc(sig)(namespace["_wrapper"])
+    except Exception as exc:
+        raise ValidationError(
+            f"{kind.capitalize()} {f.__name__!r} could not be compiled by Numba (it must use Numba's nopython subset): "
+            f"{_numba_reason(exc)}"
+        ) from None
+
+
+def _values(name: str, pnames: list[str], defaults: dict[str, float], kwargs: dict[str, Any], kind: str) -> dict[str, float]:
+    unknown = set(kwargs) - set(pnames)
+    if unknown:
+        raise ValidationError(f"Unknown parameter(s) {sorted(unknown)} for {kind} {name!r}; its parameters are {pnames}.")
+    return {k: check_real(k, kwargs.get(k, defaults[k]), name) for k in pnames}
+
+
+def per_sample_loss(func: Callable | None = None, *, dim: int | None = None, check: bool = True):
+    """Turn one per-sample loss function into a finite-sum problem class.
+
+    The function has the form ``f(theta, row, grad, p1=default1, ...) -> loss``: it reads the
+    parameters ``theta`` (length d) and one data row ``row``, writes
+    :math:`\\nabla_\\theta\\ell` into ``grad`` (every component) and returns :math:`\\ell`. It must be in
+    Numba's nopython subset. Keyword parameters (floats with defaults) become hyper-parameters
+    passed at run time.
+
+    The returned class is called as ``Cls(rows, weights=None, labels=None, dim=None,
+    n_features=None, **params)`` with ``rows`` an ``(N, m)`` array; :math:`U=\\sum_i w_i\\ell_i`
+    (default :math:`w_i = 1/N`). At construction the gradient is checked against finite
+    differences on the first rows (``check=False`` skips it).
+
+    Examples
+    --------
+    >>> @sd.problems.per_sample_loss(dim=2)                      # doctest: +SKIP
+    ... def huber(theta, row, grad, delta=1.0):
+    ...     r = theta[0] * row[0] + theta[1] - row[1]
+    ...     if abs(r) <= delta:
+    ...         grad[0] = r * row[0]; grad[1] = r
+    ...         return 0.5 * r * r
+    ...     s = delta if r > 0 else -delta
+    ...     grad[0] = s * row[0]; grad[1] = s
+    ...     return delta * (abs(r) - 0.5 * delta)
+    >>> prob = huber(np.column_stack([x, y]), delta=0.5)          # doctest: +SKIP
+    """
+
+    def wrap(f: Callable) -> type[Problem]:
+        return _make_problem_class(f, dim, check)
+
+    return wrap(func) if func is not None else wrap
+
+
+def _make_problem_class(f: Callable, fixed_dim: int | None, check: bool) -> type[Problem]:
+    name = f.__name__
+    if fixed_dim is not None:
+        fixed_dim = check_int("dim", fixed_dim, f"per-sample loss {name!r}", ge=1)
+    pnames, defaults = _signature_params(f, 3, "per-sample loss", "f(theta, row, grad, p1=default, ...) -> loss")
+    args = ", ".join(f"h[{i}]" for i in range(len(pnames)))
+    block = _compile(f, f"""
+        def _wrapper(tp, d, rp, m, hp, nh, gp, scale, wp):
+            h = carray(hp, (nh,))
+            g = carray(gp, (d,))
+            w = carray(wp, (d,))
+            loss = _user(carray(tp, (d,)), carray(rp, (m,)), w{", " if pnames else ""}{args})
+            for k in range(d):
+                g[k] += scale * w[k]
+            return loss
+        """, SAMPLE_SIG, "per-sample loss")
+
+    def __init__(self, rows: Any, weights: Any = None, labels: Any = None, dim: int | None = None,
+                 n_features: int | None = None, source: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        rows = check_array("rows", rows, name, ndim=2, min_size=1)
+        if fixed_dim is not None:
+            if dim is not None and check_int("dim", dim, name, ge=1) != fixed_dim:
+                raise ValidationError(f"The 'dim' parameter of {name} must be {fixed_dim}. Got {dim}.")
+            d = fixed_dim
+        elif dim is None:
+            raise ValidationError(f"Problem {name!r} has no fixed dimension: pass dim=, e.g. {name}(rows, dim=3).")
+        else:
+            d = check_int("dim", dim, name, ge=1)
+        nf = None if n_features is None else check_int("n_features", n_features, name, ge=0, le=rows.shape[1])
+        values = _values(name, pnames, defaults, kwargs, "per-sample loss")
+        Problem.__init__(self, rows, d, [values[k] for k in pnames], values, weights=weights, labels=labels,
+                         n_features=nf, source=source,
+                         arrays={k: np.asarray(v) for k, v in (("rows", rows), ("weights", weights), ("labels", labels))
+                                 if v is not None})
+        if check:
+            check_sample_gradient(self)
+
+    cls = type(name, (Problem,), {
+        "__init__": __init__,
+        "__doc__": f.__doc__ or f"User problem {name!r} (hyper-parameters: {', '.join(pnames) or 'none'}).",
+        "__module__": getattr(f, "__module__", __name__),
+        "_sample": block,
+        "_data_keys": ("rows",),
+        "param_names": tuple(pnames),
+        "defaults": dict(defaults),
+        "python_function": staticmethod(f),
+    })
+    return register_problem(cls)
+
+
+@dataclass(frozen=True, eq=False)
+class AugmentFunction:
+    """A compiled augmentation with its parameter values (made by :func:`augmentation`).
+
+    ``n_normals``: how many standard normals the kernel draws per augmented copy (None: the row length).
+    """
+
+    name: str
+    compiled: Any
+    params: tuple[float, ...]
+    param_names: tuple[str, ...]
+    n_normals: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.name, **dict(zip(self.param_names, self.params))}
+
+
+def augmentation(func: Callable | None = None, *, n_normals: int | None = None):
+    """Turn ``f(row, out, z, p1=default, ...)`` into an augmentation factory.
+
+    ``f`` writes an augmented copy of ``row`` into ``out`` using ``z`` (standard normals drawn by
+    the kernel, ``n_normals`` of them, default the row length). Call the result with parameter values
+    to get an :class:`AugmentFunction` for ``sd.Augmentation(copies=A, transform=...)``.
+
+    Examples
+    --------
+    >>> @sd.problems.augmentation(n_normals=1)                  # doctest: +SKIP
+    ... def scale_jitter(row, out, z, s=0.1):
+    ...     for j in range(row.shape[0] - 1):
+    ...         out[j] = row[j] * (1.0 + s * z[0])
+    ...     out[row.shape[0] - 1] = row[row.shape[0] - 1]
+    """
+
+    def wrap(f: Callable) -> Callable[..., AugmentFunction]:
+        name = f.__name__
+        pnames, defaults = _signature_params(f, 3, "augmentation", "f(row, out, z, p1=default, ...)")
+        args = ", ".join(f"p[{i}]" for i in range(len(pnames)))
+        compiled = _compile(f, f"""
+            def _wrapper(rp, m, zp, op, pp, npar):
+                p = carray(pp, (npar,))
+                _user(carray(rp, (m,)), carray(op, (m,)), carray(zp, (m,)){", " if pnames else ""}{args})
+            """, AUGMENT_SIG, "augmentation")
+        nn = None if n_normals is None else check_int("n_normals", n_normals, f"augmentation {name!r}", ge=0)
+
+        def make(**kwargs: Any) -> AugmentFunction:
+            values = _values(name, pnames, defaults, kwargs, "augmentation")
+            return AugmentFunction(name, compiled, tuple(values[k] for k in pnames), tuple(pnames), nn)
+
+        make.__name__ = name
+        make.__doc__ = f.__doc__
+        AUGMENTATIONS[name] = make
+        return make
+
+    return wrap(func) if func is not None else wrap
