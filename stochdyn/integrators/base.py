@@ -126,7 +126,7 @@ class Integrator:
                     f"The 'x0' parameter of simulate must have the landscape's dimension {d}: shape ({d},) or "
                     f"({n_replicas}, {d}). Got shape {arr.shape}."
                 )
-            return np.ascontiguousarray(np.broadcast_to(arr, (n_replicas, d)))
+            return np.array(np.broadcast_to(arr, (n_replicas, d)), order="C")  # a writable copy
         if arr.shape != (n_replicas, d):
             raise ValidationError(
                 f"The 'x0' parameter of simulate must have shape ({d},) or (n_replicas, dim) = ({n_replicas}, {d}). "
