@@ -12,6 +12,8 @@ from ._version import __version__
 from .ensemble import DivergenceWarning, open_sweep, simulate, sweep
 from .integrators import BAOAB, EulerMaruyama, LeimkuhlerMatthews
 from .io import open_dataset, save
+from . import problems
+from .integrators import SGD, SGLD, Adam, Augmentation, BatchSchedule, LRSchedule, Sampling, Workers
 
 __all__ = [
     "__version__",
@@ -30,6 +32,15 @@ __all__ = [
     "BAOAB",
     "ValidationError",
     "DivergenceWarning",
+    "problems",
+    "SGD",
+    "Adam",
+    "SGLD",
+    "Sampling",
+    "LRSchedule",
+    "BatchSchedule",
+    "Augmentation",
+    "Workers",
 ]
 from . import fitness  # noqa: E402
 from .integrators import Moran, WrightFisher  # noqa: E402
