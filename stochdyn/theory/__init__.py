@@ -14,3 +14,6 @@ from .escape import *  # noqa: F401,F403,E402
 from .escape import __all__ as _escape_all  # noqa: E402
 
 __all__ += list(_escape_all)
+from .sgd import *  # noqa: F401,F403,E402
+from .sgd import __all__ as _sgd_all  # noqa: E402
+__all__ += list(_sgd_all)
