@@ -16,6 +16,9 @@ from .style import PALETTE
 
 __all__ = ["landscape_contours", "ensemble_snapshot", "animate_ensemble"]
 
+#: colours of populations drawn over viridis contours (Okabe-Ito colours that stand out from it)
+_CLOUD = ("#D55E00", "#FFFFFF", "#CC79A7", "#E69F00", "#000000")
+
 
 def _bounds(landscape: Any, dims: Sequence[int], bounds: Any) -> list[tuple[float, float]]:
     if bounds is not None:
@@ -127,8 +130,10 @@ def ensemble_snapshot(ds: xr.Dataset, *, time: int = -1, landscape: Any = None, 
         elif len(groups) == 1:
             ax.plot(pts[:, 0], pts[:, 1], "o", ms=1.6, mfc="white", mec="0.15", mew=0.2, alpha=0.85, label=lab)
         else:
-            ax.plot(pts[:, 0], pts[:, 1], "o", ms=1.8, mfc=PALETTE[k % len(PALETTE)], mec="white", mew=0.2,
-                    alpha=0.9, label=lab)
+            ax.plot(pts[:, 0], pts[:, 1], "o", ms=2.8, mfc=_CLOUD[k % len(_CLOUD)], mec="0.1", mew=0.3,
+                    alpha=0.95, label=lab)
+    if len(groups) > 1:
+        ax.legend(loc="upper left", fontsize="small", handletextpad=0.2, borderpad=0.2, frameon=True, framealpha=0.8)
     t = ds["time"].values[time]
     ax.set_title(f"{label_of(ds['time'], 'time').split(' [')[0]} = {t:.4g}", loc="left", fontsize="medium")
     return ax
