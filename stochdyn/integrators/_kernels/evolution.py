@@ -23,6 +23,8 @@ from numba import njit, prange
 
 from ..._numba_utils import row_ptr
 from ...random._core import normal, randbelow, uniform
+from .langevin import _freeze
+from .popgen import write_individuals, write_moments
 
 
 @njit(inline="always", cache=True)
@@ -49,13 +51,6 @@ def argsort_small(u, r, idx, n):
             idx[r, k + 1] = idx[r, k]
             k -= 1
         idx[r, k + 1] = j
-
-
-@njit(inline="always", cache=True)
-def freeze_mean(m, r, diverged, step):
-    diverged[r] = step
-    for j in range(m.shape[1]):
-        m[r, j] = np.nan
 
 
 @njit(inline="always", cache=True)
@@ -112,7 +107,7 @@ def one_plus_one(fn, theta, x, ux, sigma, best, y, gy, uy, rng, diverged, up_fac
                 if ux[r] < best[r]:
                     best[r] = ux[r]
                 if not (math.isfinite(sigma[r]) and sigma[r] > 0.0):
-                    freeze_mean(x, r, diverged, step)
+                    _freeze(x, r, diverged, step)
                     ux[r] = np.nan
                 if step % record_every == 0:
                     k = k0 + (step - step0) // record_every - 1
@@ -304,7 +299,7 @@ def cma(fn, theta, m, sigma, ps, pc, C, Bm, D, best, Z, Y, X, G, U, idx, zw, yw,
             if ok and full and step % eigen_every == 0:
                 ok = _update_eigen(C[r], Bm[r], D[r], A[r], T[r], d)
             if not ok:
-                freeze_mean(m, r, diverged, step)
+                _freeze(m, r, diverged, step)
                 break
             if step % record_every == 0:
                 k = k0 + (step - step0) // record_every - 1
@@ -377,7 +372,7 @@ def open_es(fn, theta, m, vel, best, E, X, G, U, idx, ranks, grad, mgrad, mu_buf
                 m[r, j] -= lr * vel[r, j]
                 ok = ok and math.isfinite(m[r, j])
             if not ok:
-                freeze_mean(m, r, diverged, step)
+                _freeze(m, r, diverged, step)
                 break
             if step % record_every == 0:
                 k = k0 + (step - step0) // record_every - 1
@@ -399,18 +394,7 @@ def open_es(fn, theta, m, vel, best, E, X, G, U, idx, ranks, grad, mgrad, mu_buf
 @njit(cache=True)
 def ga_record(x, u, r, k, evals, out_mean, out_var, out_e, out_best, out_ev, out_x, record_x):
     N = x.shape[1]
-    d = x.shape[2]
-    for j in range(d):
-        mm = 0.0
-        for i in range(N):
-            mm += x[r, i, j]
-        mm /= N
-        v = 0.0
-        for i in range(N):
-            c = x[r, i, j] - mm
-            v += c * c
-        out_mean[r, k, j] = mm
-        out_var[r, k, j] = v / N
+    write_moments(x, r, k, out_mean, out_var)
     e = 0.0
     b = np.inf
     for i in range(N):
@@ -421,9 +405,7 @@ def ga_record(x, u, r, k, evals, out_mean, out_var, out_e, out_best, out_ev, out
     out_best[r, k] = b
     out_ev[r, k] = evals
     if record_x:
-        for i in range(N):
-            for j in range(d):
-                out_x[r, k, i, j] = x[r, i, j]
+        write_individuals(x, r, k, out_x)
 
 
 @njit(parallel=True, cache=True)

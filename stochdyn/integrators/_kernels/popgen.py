@@ -95,10 +95,9 @@ def make_child(x, r, a, b, rec_mode, y, s0, s1):
     return s0, s1
 
 
-@njit(cache=True)
-def write_record(x, u, w, r, k, n_evals, discrete, n_alleles, out_mean, out_var, out_e, out_wm, out_wx, out_ev,
-                 out_freq, out_x, record_x):
-    """Population summaries of replica ``r`` into record ``k``: mean, variance (1/N), mean U, mean and max W."""
+@njit(inline="always", cache=True)
+def write_moments(x, r, k, out_mean, out_var):
+    """Mean and variance (1/N normalisation) of each coordinate over the population of replica ``r``."""
     N = x.shape[1]
     d = x.shape[2]
     for j in range(d):
@@ -112,6 +111,22 @@ def write_record(x, u, w, r, k, n_evals, discrete, n_alleles, out_mean, out_var,
             v += c * c
         out_mean[r, k, j] = m
         out_var[r, k, j] = v / N
+
+
+@njit(inline="always", cache=True)
+def write_individuals(x, r, k, out_x):
+    for i in range(x.shape[1]):
+        for j in range(x.shape[2]):
+            out_x[r, k, i, j] = x[r, i, j]
+
+
+@njit(cache=True)
+def write_record(x, u, w, r, k, n_evals, discrete, n_alleles, out_mean, out_var, out_e, out_wm, out_wx, out_ev,
+                 out_freq, out_x, record_x):
+    """Population summaries of replica ``r`` into record ``k``: mean, variance (1/N), mean U, mean and max W."""
+    N = x.shape[1]
+    d = x.shape[2]
+    write_moments(x, r, k, out_mean, out_var)
     e = 0.0
     wm = 0.0
     wx = -np.inf
@@ -133,9 +148,7 @@ def write_record(x, u, w, r, k, n_evals, discrete, n_alleles, out_mean, out_var,
             for a in range(n_alleles):
                 out_freq[r, k, j, a] /= N
     if record_x:
-        for i in range(N):
-            for j in range(d):
-                out_x[r, k, i, j] = x[r, i, j]
+        write_individuals(x, r, k, out_x)
 
 
 @njit(parallel=True, cache=True)
