@@ -190,7 +190,8 @@ class ZarrRecorder:
 
     def _checkpoint(self, state: State, records: int, elapsed: float, complete: bool) -> None:
         arrays = {f"state__{k}": v for k, v in state.arrays.items()}
-        fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".npz", dir=self.path)
+        # written beside the store (same file system) and renamed in: zarr never sees a partial file
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.checkpoint.", suffix=".npz", dir=self.path.parent)
         os.close(fd)
         try:
             with open(tmp, "wb") as fh:
