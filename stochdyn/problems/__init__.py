@@ -32,3 +32,8 @@ __all__ = [
     "PROBLEMS",
     "GENERATORS",
 ]
+
+# specs: a [problem] table names a finite-sum problem (see problem_from_dict)
+from ..spec import TARGET_BUILDERS as _TARGET_BUILDERS  # noqa: E402
+
+_TARGET_BUILDERS.setdefault("problem", problem_from_dict)

@@ -1,0 +1,127 @@
+"""Finite-sum problems: per-sample gradients, full-batch values, data generators, descriptions, user losses."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+import stochdyn as sd
+from stochdyn.problems.base import Problem
+
+P = sd.problems
+
+
+def _problems():
+    reg = P.gaussian_regression(120, 3, noise=0.5, seed=1)
+    cls = P.imbalanced_classes(150, 3, fractions=(0.7, 0.2, 0.1), seed=2)
+    return [
+        P.LeastSquares.from_data(reg, l2=0.1),
+        P.LogisticRegression.from_data(cls, l2=0.05),
+        P.LogisticRegression(cls.X, (cls.labels > 0).astype(float)),
+        P.OneHiddenLayer.from_data(reg, hidden=4, l2=0.01),
+        P.RitzEnergy1D(n_basis=5, n_quad=30),
+    ]
+
+
+@pytest.mark.parametrize("prob", _problems(), ids=lambda p: p.name + str(p.dim))
+def test_per_sample_gradients_match_finite_differences(prob):
+    P.check_sample_gradient(prob, n_rows=16)
+
+
+@pytest.mark.parametrize("prob", _problems(), ids=lambda p: p.name + str(p.dim))
+def test_full_batch_value_is_the_weighted_sum_of_per_sample_losses(prob):
+    theta = np.random.default_rng(0).normal(size=(3, prob.dim))
+    losses, grads = prob.per_sample(theta[0])
+    v, g = prob.value_and_grad(theta)
+    np.testing.assert_allclose(v[0], prob.weights @ losses, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g[0], prob.weights @ grads, rtol=1e-10, atol=1e-12)
+    # the quadratic forms (closed-form H, b, c) agree with the compiled per-sample sum
+    vg, gg = Problem.value_and_grad(prob, theta)
+    np.testing.assert_allclose(v, vg, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(g, gg, rtol=1e-10, atol=1e-10)
+
+
+def test_least_squares_is_the_mean_loss_and_its_minimiser_solves_the_normal_equations():
+    data = P.gaussian_regression(200, 4, noise=0.3, seed=5)
+    ls = P.LeastSquares.from_data(data)
+    assert np.allclose(ls.weights, 1 / 200)
+    ref = np.linalg.lstsq(data.X, data.y, rcond=None)[0]
+    np.testing.assert_allclose(ls.minimizer(), ref, rtol=1e-10)
+    np.testing.assert_allclose(ls.value(ref), 0.5 * np.mean((data.X @ ref - data.y) ** 2), rtol=1e-10)
+    A, b = ls.affine_gradients()
+    th = np.arange(4.0)
+    np.testing.assert_allclose(A @ th - b, ls.per_sample(th)[1], rtol=1e-12, atol=1e-12)
+
+
+def test_ritz_energy_recovers_the_solution_of_the_boundary_value_problem():
+    x = np.linspace(0.05, 0.95, 7)
+    sine = P.RitzEnergy1D(n_basis=6, n_quad=40, forcing="sine")
+    np.testing.assert_allclose(sine.solution(x), np.sin(np.pi * x), atol=1e-10)
+    const = P.RitzEnergy1D(n_basis=40, n_quad=200, forcing="constant")
+    # -u'' = 1: u = x(1-x)/2; the 40-mode sine series truncation error is ~ 4/(pi^3 41^3) ~ 2e-6
+    np.testing.assert_allclose(const.solution(x), x * (1 - x) / 2, atol=1e-5)
+    assert abs(sine.weights.sum() - 1.0) < 1e-13
+
+
+def test_generators_are_seeded_and_exact_in_their_counts():
+    a = P.imbalanced_classes(101, 2, fractions=(0.9, 0.1), seed=3)
+    b = P.imbalanced_classes(101, 2, fractions=(0.9, 0.1), seed=3)
+    np.testing.assert_array_equal(a.X, b.X)
+    assert np.bincount(a.labels).tolist() == [91, 10]
+    r = P.redundant(P.gaussian_regression(5, 2, seed=0), 3)
+    assert r.X.shape == (15, 2) and np.array_equal(r.X[0], r.X[2]) and r.source["k"] == 3
+    # redundancy leaves the mean loss unchanged
+    base = P.LeastSquares.from_data(P.gaussian_regression(5, 2, seed=0))
+    np.testing.assert_allclose(P.LeastSquares.from_data(r).value([0.3, -1.0]), base.value([0.3, -1.0]), rtol=1e-13)
+
+
+@pytest.mark.parametrize("prob", _problems(), ids=lambda p: p.name + str(p.dim))
+def test_descriptions_rebuild_the_same_problem(prob):
+    again = P.problem_from_dict(prob.to_dict())
+    assert again == prob and again.data_hash == prob.data_hash
+    assert pickle.loads(pickle.dumps(prob)) == prob
+
+
+def test_large_user_data_are_described_by_hash_only_and_files_rebuild_them(tmp_path):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(3000, 2)), rng.normal(size=3000)
+    ls = P.LeastSquares(X, y)
+    desc = ls.to_dict()
+    assert "X" not in desc and len(desc["data_sha256"]) == 64
+    with pytest.raises(sd.ValidationError, match="X_file"):
+        P.problem_from_dict(desc)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    again = P.problem_from_dict({**desc, "X_file": str(tmp_path / "X.npy"), "y_file": str(tmp_path / "y.npy")})
+    assert again == ls
+    with pytest.raises(sd.ValidationError, match="data_sha256"):
+        P.problem_from_dict({**desc, "X_file": str(tmp_path / "X.npy"), "y_file": str(tmp_path / "X.npy")[:-5] + "y.npy",
+                             "l2": 1.0})
+
+
+def test_user_per_sample_loss_runs_and_a_wrong_gradient_is_rejected():
+    @P.per_sample_loss(dim=2)
+    def huber(theta, row, grad, delta=1.0):
+        r = theta[0] * row[0] + theta[1] - row[1]
+        if abs(r) <= delta:
+            grad[0] = r * row[0]
+            grad[1] = r
+            return 0.5 * r * r
+        s = delta if r > 0 else -delta
+        grad[0] = s * row[0]
+        grad[1] = s
+        return delta * (abs(r) - 0.5 * delta)
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=50)
+    prob = huber(np.column_stack([x, 2 * x + 1 + 0.1 * rng.normal(size=50)]), delta=0.5)
+    ds = sd.simulate(sd.SGD(lr=0.2, batch_size=10), prob, n_replicas=20, n_steps=300, record_every=300, rng=0)
+    np.testing.assert_allclose(ds.x.isel(time=-1).mean("replica"), [2.0, 1.0], atol=0.1)
+
+    with pytest.raises(sd.ValidationError, match="finite differences"):
+        @P.per_sample_loss(dim=1)
+        def wrong(theta, row, grad):
+            grad[0] = 3.0 * theta[0]
+            return theta[0] ** 2
+
+        wrong(np.ones((4, 1)))
