@@ -63,17 +63,23 @@ def finite(a: Any) -> np.ndarray:
     return arr[np.isfinite(arr)]
 
 
-def log_axis(ax: Any, values: np.ndarray, top: float = 1.05) -> None:
-    """Logarithmic y axis from just below the smallest positive value to ``top``, with plain-number
-    tick labels when it spans less than two decades."""
+def plain_log_ticks(axis: Any, low: float, high: float) -> None:
+    """On a log-scaled ``axis`` spanning less than two decades, label 1-2-5 ticks with plain numbers
+    (all of 1..9 below half a decade) and drop the crowded minor labels."""
     from matplotlib import ticker
 
+    if not (low > 0 and high / low < 100):
+        return
+    subs = np.arange(1.0, 10.0) if high / low < 5 else (1.0, 2.0, 5.0)
+    axis.set_major_locator(ticker.LogLocator(subs=subs))
+    axis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def log_axis(ax: Any, values: np.ndarray, top: float = 1.05) -> None:
+    """Logarithmic y axis from just below the smallest positive value to ``top`` (plain tick labels
+    when it spans less than two decades)."""
     ax.set_yscale("log")
     lo = max(float(values.min()) * 0.8 if values.size else 1e-3, 1e-6)
     ax.set_ylim(lo, top)
-    if top / lo < 100:
-        ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-        if top / lo < 5:
-            ax.yaxis.set_major_locator(ticker.LogLocator(subs=np.arange(1.0, 10.0)))
-        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    plain_log_ticks(ax.yaxis, lo, top)

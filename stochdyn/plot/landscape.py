@@ -176,6 +176,8 @@ def animate_ensemble(ds: xr.Dataset, path: str | Path, *, landscape: Any = None,
         title.set_text(f"{tname} = {ds['time'].values[f]:.4g}")
         return lines
 
+    fig.canvas.draw()
+    fig.set_layout_engine("none")  # keep the first frame's layout: no re-layout on every frame
     anim = animation.FuncAnimation(fig, update, frames=frames, blit=False)
     if path.suffix.lower() == ".mp4":
         if animation.writers.is_available("ffmpeg"):

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from .._validation import ValidationError, check_choice
-from ._util import axis_label, get_ax
+from ._util import axis_label, get_ax, plain_log_ticks
 
 __all__ = ["temperature_scan"]
 
@@ -71,6 +71,8 @@ def temperature_scan(est: xr.Dataset, x: str, *, hue: str | None = None, theory:
         labels.append(theory_label)
     ax.set_xscale(xscale)
     ax.set_yscale(yscale)
+    if xscale == "log":
+        plain_log_ticks(ax.xaxis, float(xv_all.min()), float(xv_all.max()))
     ax.set_xlabel(_x_label(est, x))
     ax.set_ylabel(axis_label(ylabel, units if units is not None else est["value"].attrs.get("units")))
     ax.legend(handles, labels, loc="best")

@@ -123,3 +123,14 @@ def test_plot_bad_inputs():
     with pytest.raises(sd.ValidationError, match="band"):
         sd.plot.loss_curves(loss_runs(), band="range")
     assert np.isfinite(sd.plot.figsize(2)).all()
+
+
+def test_every_figure_function_has_a_gallery_example():
+    from pathlib import Path
+
+    gallery = Path(__file__).resolve().parents[2] / "docs" / "gallery"
+    figure_functions = [n for n in sd.plot.__all__ if n not in
+                        ("use_style", "style", "figsize", "available_styles", "style_path", "PALETTE", "COLUMN_WIDTHS",
+                         "axis_label")]
+    missing = [n for n in figure_functions if not (gallery / f"plot_{n}.py").exists()]
+    assert not missing, f"no gallery example for {missing}"
