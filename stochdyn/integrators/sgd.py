@@ -42,6 +42,9 @@ from .base import Integrator, State, Variable, _plain, as_float_tuple, register_
 __all__ = ["SGD", "Adam", "SGLD", "Sampling", "LRSchedule", "BatchSchedule", "Augmentation", "Workers",
            "EXTRA_VARIABLES"]
 
+#: the kernels' output tuples, in the order of their O_* indices
+_FLOAT_OUT = ("batch_loss", "grad_norm", "lr", "grad_var", "noise_scale", "snr")
+_INT_OUT = ("batch_size", "examples")
 #: draws per chunk of a mini-batch: indices and multipliers are drawn a chunk at a time, then evaluated
 _DRAW_CHUNK = 64
 #: refuse per-replica permutation arrays larger than this (sampling without replacement, epochs, strata)
@@ -533,10 +536,10 @@ class _SGDFamily(Integrator):
         icfg[_k.I_NOISE] = noise_mode
         icfg[_k.I_CLIP] = self.clip_norm is not None
         icfg[_k.I_NOISE_IN_UPDATE] = opt == _k.OPT_SGD and self.clip_norm is None
-        for idx, name in ((_k.I_REC_LOSS, "batch_loss"), (_k.I_REC_GNORM, "grad_norm"), (_k.I_REC_LR, "lr"),
-                          (_k.I_REC_BATCH, "batch_size"), (_k.I_REC_EXAMPLES, "examples"), (_k.I_REC_GVAR, "grad_var"),
-                          (_k.I_REC_NSCALE, "noise_scale"), (_k.I_REC_SNR, "snr")):
-            icfg[idx] = name in rec
+        for q, name in enumerate(_FLOAT_OUT):
+            icfg[_k.I_REC_FLOAT + q] = name in rec
+        for q, name in enumerate(_INT_OUT):
+            icfg[_k.I_REC_INT + q] = name in rec
         fcfg[[_k.F_LR, _k.F_MOMENTUM, _k.F_BETA1, _k.F_BETA2, _k.F_EPS, _k.F_TEMPERATURE]] = (
             self.lr, mu, b1, b2, eps, T)  # type: ignore[attr-defined]
         fcfg[_k.F_CLIP] = self.clip_norm or 0.0
@@ -650,8 +653,8 @@ class _SGDFamily(Integrator):
                              s["vec"], s["gnorm"], state.step, n_steps, record_every, k0, out["x"], out["energy"],
                              buf("grad_norm", fdummy), buf("lr", fdummy), block)
             return
-        outf = tuple(buf(n, fdummy) for n in ("batch_loss", "grad_norm", "lr", "grad_var", "noise_scale", "snr"))
-        outi = tuple(buf(n, idummy) for n in ("batch_size", "examples"))
+        outf = tuple(buf(n, fdummy) for n in _FLOAT_OUT)
+        outi = tuple(buf(n, idummy) for n in _INT_OUT)
         _k.sgd_problem(target.compiled, target.rows, target.weights, target.hyper, cfg["aug"], cfg["aug_par"],
                        cfg["strata"], cfg["alloc_w"], cfg["icfg"], cfg["fcfg"], cfg["lr_table"], cfg["plan_steps"],
                        cfg["plan_sizes"], cfg["noise_L"], a["x"], a["rng"], a["diverged"], a["momentum"],

@@ -24,7 +24,7 @@ import numpy as np
 from numba import carray, cfunc, njit
 
 from .._validation import ValidationError, check_array, check_int, check_real
-from ..landscapes.user import _numba_reason
+from ..landscapes.user import _numba_reason, check_gradient
 from ._compiled import AUGMENT_SIG, SAMPLE_SIG, per_sample
 from .base import Problem, register_problem
 
@@ -34,43 +34,36 @@ __all__ = ["per_sample_loss", "augmentation", "AugmentFunction", "check_sample_g
 AUGMENTATIONS: dict[str, Callable[..., "AugmentFunction"]] = {}
 
 
+class _OneRow:
+    """A per-sample loss at one data row, seen as a landscape in theta (for the shared gradient check)."""
+
+    def __init__(self, problem: Problem, i: int):
+        self.problem, self.row, self.dim = problem, np.ascontiguousarray(problem.rows[i:i + 1]), problem.dim
+        self.name = f"{problem.name} (row {i})"
+
+    def value_and_grad(self, theta: Any) -> tuple[np.ndarray, np.ndarray]:
+        pts = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        values, grads = np.empty(pts.shape[0]), np.empty_like(pts)
+        loss, g = np.empty(1), np.empty((1, self.dim))
+        for p, th in enumerate(pts):
+            per_sample(self.problem.compiled, self.row, self.problem.hyper, np.ascontiguousarray(th), loss, g)
+            values[p], grads[p] = loss[0], g[0]
+        return values, grads
+
+    def value(self, theta: Any) -> np.ndarray:
+        return self.value_and_grad(theta)[0]
+
+
 def check_sample_gradient(problem: Problem, thetas: Any = None, *, n_rows: int = 8, rtol: float = 1e-4) -> None:
     """Compare per-sample gradients with central finite differences of per-sample losses.
 
-    Checks the first ``n_rows`` rows at ``thetas`` (default: 4 seeded standard-normal points), with
-    step :math:`h_j=\\epsilon^{1/3}\\max(1,|\\theta_j|)`; a component fails when the difference exceeds
-    ``rtol * max(1, |grad|_inf, |fd|, |loss|)``. Raises ValidationError naming row, point and component.
+    Checks the first ``n_rows`` rows at ``thetas`` (default: 4 seeded standard-normal points) with
+    :func:`stochdyn.landscapes.check_gradient` (each row's loss seen as a function of theta);
+    raises ValidationError naming the row, the point and the component.
     """
-    rows = np.ascontiguousarray(problem.rows[: max(1, n_rows)])
-    d = problem.dim
-    pts = np.random.default_rng(20261128).normal(size=(4, d)) if thetas is None else np.atleast_2d(thetas)
-    n = rows.shape[0]
-    eps = np.finfo(float).eps ** (1.0 / 3.0)
-
-    def evaluate(th: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        losses, grads = np.empty(n), np.empty((n, d))
-        per_sample(problem.compiled, rows, problem.hyper, np.ascontiguousarray(th, dtype=np.float64), losses, grads)
-        return losses, grads
-
-    for th in pts:
-        loss, grad = evaluate(th)
-        if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(grad))):
-            raise ValidationError(f"Problem {problem.name!r}: the per-sample loss is not finite at theta={th.tolist()}.")
-        for j in range(d):
-            h = eps * max(1.0, abs(th[j]))
-            tp, tm = th.copy(), th.copy()
-            tp[j] += h
-            tm[j] -= h
-            fd = (evaluate(tp)[0] - evaluate(tm)[0]) / (2.0 * h)
-            scale = np.maximum.reduce([np.ones(n), np.abs(grad).max(axis=1), np.abs(fd), np.abs(loss)])
-            bad = np.abs(grad[:, j] - fd) > rtol * scale
-            if np.any(bad):
-                i = int(np.flatnonzero(bad)[0])
-                raise ValidationError(
-                    f"The gradient of problem {problem.name!r} disagrees with finite differences of its loss: row {i}, "
-                    f"theta={th.tolist()}, component {j}: grad={grad[i, j]!r}, finite difference={fd[i]!r}. "
-                    "Check that the function writes d loss/d theta into 'grad' for every component."
-                )
+    pts = np.random.default_rng(20261128).normal(size=(4, problem.dim)) if thetas is None else np.atleast_2d(thetas)
+    for i in range(min(max(1, n_rows), problem.n)):
+        check_gradient(_OneRow(problem, i), pts, rtol=rtol)
 
 
 def _signature_params(f: Callable, n_fixed: int, kind: str, form: str) -> tuple[list[str], dict[str, float]]:

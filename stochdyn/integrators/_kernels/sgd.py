@@ -53,8 +53,8 @@ I_OPT, I_SAMPLING, I_BATCH_MODE, I_B0, I_BMAX = 0, 1, 2, 3, 4
 I_AUG, I_COPIES, I_AUG_NORMALS = 5, 6, 7
 I_WORKERS, I_COMP, I_COMP_PARAM, I_EF = 8, 9, 10, 11
 I_LR_KIND, I_NOISE, I_NOISE_IN_UPDATE, I_CLIP = 12, 13, 14, 15
-I_REC_LOSS, I_REC_GNORM, I_REC_LR, I_REC_BATCH, I_REC_EXAMPLES = 16, 17, 18, 19, 20
-I_REC_GVAR, I_REC_NSCALE, I_REC_SNR = 21, 22, 23
+# record flags: icfg[I_REC_FLOAT + q] for outf[q] (q = O_LOSS .. O_SNR), icfg[I_REC_INT + q] for outi[q]
+I_REC_FLOAT, I_REC_INT = 16, 22
 N_ICFG = 24
 # -- fcfg indices ----------------------------------------------------------------------------------
 F_LR, F_MOMENTUM, F_BETA1, F_BETA2, F_EPS, F_TEMPERATURE, F_CLIP = 0, 1, 2, 3, 4, 5, 6
@@ -502,7 +502,7 @@ def sgd_problem(fn, data, weights, hyper, aug, aug_par, strata, alloc_w, icfg, f
     """``n_steps`` SGD-family steps of every replica on a finite-sum problem (see the module docstring).
 
     Records after steps that are multiples of ``record_every`` (record ``k0 + (step-step0)//record_every - 1``):
-    ``out_x`` and, where the matching ``icfg[I_REC_*]`` flag is set, the batch loss, gradient norm
+    ``out_x`` and, where the matching record flag is set, the batch loss, gradient norm
     (before clipping), learning rate, batch size, cumulative examples and the noise statistics.
     """
     R, d = x.shape
@@ -529,7 +529,7 @@ def sgd_problem(fn, data, weights, hyper, aug, aug_par, strata, alloc_w, icfg, f
                 if samp == SAMPLE_STRATIFIED and alloc[r, H] != B:
                     allocate(B, alloc_w, strata, alloc[r, :H])
                     alloc[r, H] = B
-                need_sq = bmode == BATCH_NORM_TEST or (record and (icfg[I_REC_GVAR] + icfg[I_REC_NSCALE] + icfg[I_REC_SNR]) > 0)
+                need_sq = bmode == BATCH_NORM_TEST or (record and icfg[I_REC_FLOAT + O_GVAR:I_REC_FLOAT + O_SNR + 1].sum() > 0)
                 loss, sq, s0, s1 = _estimate(fn, data, weights, hyper, aug, aug_par, strata, icfg, x, r, B, perm, pos,
                                              alloc, ef, vec, rowz, topi, bidx, bcoef, need_sq, s0, s1)
                 G = vec[r, V_GRAD]
@@ -556,22 +556,14 @@ def sgd_problem(fn, data, weights, hyper, aug, aug_par, strata, alloc_w, icfg, f
                 k = k0 + (step - step0) // record_every - 1
                 for i in range(d):
                     out_x[r, k, i] = x[r, i]
-                if icfg[I_REC_LOSS]:
-                    outf[O_LOSS][r, k] = loss
-                if icfg[I_REC_GNORM]:
-                    outf[O_GNORM][r, k] = gnorm
-                if icfg[I_REC_LR]:
-                    outf[O_LR][r, k] = lr
-                if icfg[I_REC_GVAR]:
-                    outf[O_GVAR][r, k] = gvar
-                if icfg[I_REC_NSCALE]:
-                    outf[O_NSCALE][r, k] = nscale
-                if icfg[I_REC_SNR]:
-                    outf[O_SNR][r, k] = snr
-                if icfg[I_REC_BATCH]:
-                    outi[O_BATCH][r, k] = B
-                if icfg[I_REC_EXAMPLES]:
-                    outi[O_EXAMPLES][r, k] = examples[r]
+                fv = (loss, gnorm, lr, gvar, nscale, snr)
+                for q in range(len(fv)):
+                    if icfg[I_REC_FLOAT + q]:
+                        outf[q][r, k] = fv[q]
+                iv = (B, examples[r])
+                for q in range(len(iv)):
+                    if icfg[I_REC_INT + q]:
+                        outi[q][r, k] = iv[q]
         rng[r, 0] = s0
         rng[r, 1] = s1
 
@@ -582,7 +574,7 @@ def sgd_landscape(fn, theta, icfg, fcfg, lr_table, noise_L, x, grad, energy, rng
     """SGD-family steps on a landscape with the exact gradient plus optional additive Gaussian
     gradient noise of covariance ``L L^T`` — the idealised model of SGD. Blocks of ``Bk`` replicas
     share one landscape call per step; records as in :func:`sgd_problem` (``out_gn``/``out_lr``
-    are written when ``icfg[I_REC_GNORM]``/``icfg[I_REC_LR]`` are set)."""
+    are written when their record flags are set)."""
     R, d = x.shape
     nblocks = (R + Bk - 1) // Bk
     for b in prange(nblocks):
@@ -618,7 +610,7 @@ def sgd_landscape(fn, theta, icfg, fcfg, lr_table, noise_L, x, grad, energy, rng
                 k = k0 + (step - step0) // record_every - 1
                 _record_x(x, energy, diverged, out_x, out_e, r0, r1, k)
                 for r in range(r0, r1):
-                    if icfg[I_REC_GNORM]:
+                    if icfg[I_REC_FLOAT + O_GNORM]:
                         out_gn[r, k] = np.nan if diverged[r] >= 0 else gnorm[r]
-                    if icfg[I_REC_LR]:
+                    if icfg[I_REC_FLOAT + O_LR]:
                         out_lr[r, k] = lr
