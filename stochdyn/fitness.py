@@ -29,8 +29,8 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 from numba import carray, cfunc, njit, types
 
-from ._numba_utils import LANDSCAPE_BLOCK_SIG, eval_block, row_ptr
-from ._validation import ValidationError, check_array, check_int, check_real
+from ._numba_utils import LazyCFunc, eval_block, lazy_cfunc, row_ptr
+from ._validation import ValidationError, check_array, check_int
 
 __all__ = [
     "FitnessMap",
@@ -59,8 +59,14 @@ class FitnessMap:
 
     def __init__(self, name: str, compiled: Any, formula: str):
         self.name = name
-        self.compiled = compiled
+        self._compiled = compiled
         self.formula = formula
+
+    @property
+    def compiled(self):
+        """The compiled block function (``numba.cfunc``; built-in maps compile on first use)."""
+        c = self._compiled
+        return c.get() if isinstance(c, LazyCFunc) else c
 
     def __call__(self, u: Any, selection: float = 1.0) -> np.ndarray:
         """W for an array of energies (NumPy in, NumPy out)."""
@@ -74,7 +80,6 @@ class FitnessMap:
         return f"FitnessMap({self.name!r}: {self.formula})"
 
 
-@cfunc(FITNESS_MAP_SIG, cache=True)
 def _exponential_map(up, wp, n, s):
     u = carray(up, (n,))
     w = carray(wp, (n,))
@@ -82,7 +87,6 @@ def _exponential_map(up, wp, n, s):
         w[i] = np.exp(-s * u[i])
 
 
-@cfunc(FITNESS_MAP_SIG, cache=True)
 def _linear_map(up, wp, n, s):
     u = carray(up, (n,))
     w = carray(wp, (n,))
@@ -92,8 +96,8 @@ def _linear_map(up, wp, n, s):
 
 #: name -> FitnessMap; user maps made with :func:`fitness_map` are added under their function name
 FITNESS_MAPS: dict[str, FitnessMap] = {
-    "exponential": FitnessMap("exponential", _exponential_map, "W = exp(-s U)"),
-    "linear": FitnessMap("linear", _linear_map, "W = 1 - s U"),
+    "exponential": FitnessMap("exponential", LazyCFunc(_exponential_map, FITNESS_MAP_SIG), "W = exp(-s U)"),
+    "linear": FitnessMap("linear", LazyCFunc(_linear_map, FITNESS_MAP_SIG), "W = 1 - s U"),
 }
 
 
@@ -181,7 +185,8 @@ class GenotypeLandscape:
 
     @property
     def compiled(self):
-        return type(self)._block
+        """The compiled block function (compiled, or loaded from the disk cache, on first use)."""
+        return type(self)._block.get()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.name}
@@ -242,7 +247,7 @@ def _additive_row(x, g, th):
     return -np.log(w) if w > 0.0 else np.inf
 
 
-@cfunc(LANDSCAPE_BLOCK_SIG, cache=True)
+@lazy_cfunc
 def _additive_block(xp, gp, vp, n, d, tp, nt):
     x = carray(xp, (n, d))
     g = carray(gp, (n, d))
@@ -287,7 +292,7 @@ def _multiplicative_row(x, g, th):
     return u
 
 
-@cfunc(LANDSCAPE_BLOCK_SIG, cache=True)
+@lazy_cfunc
 def _multiplicative_block(xp, gp, vp, n, d, tp, nt):
     x = carray(xp, (n, d))
     g = carray(gp, (n, d))
@@ -338,7 +343,7 @@ def _nk_row(x, g, th):
     return -np.log(s / L)
 
 
-@cfunc(LANDSCAPE_BLOCK_SIG, cache=True)
+@lazy_cfunc
 def _nk_block(xp, gp, vp, n, d, tp, nt):
     x = carray(xp, (n, d))
     g = carray(gp, (n, d))

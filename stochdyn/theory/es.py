@@ -11,7 +11,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import integrate, special, stats
+from scipy import integrate, special
+
+def _stats():
+    from scipy import stats  # imported on use: scipy.stats costs ~0.2 s at import
+
+    return stats
+
 
 __all__ = [
     "one_plus_one_success_probability",
@@ -30,7 +36,7 @@ def one_plus_one_success_probability(sigma: float, R: float, n: int) -> float:
     r"""Exact probability that an offspring :math:`x + \sigma z` is better than x on the sphere:
     :math:`P(\chi'^2_n(\lambda) < \lambda)` with :math:`\lambda = R^2/\sigma^2`."""
     lam = (R / sigma) ** 2
-    return float(stats.ncx2.cdf(lam, n, lam))
+    return float(_stats().ncx2.cdf(lam, n, lam))
 
 
 def one_plus_one_progress(sigma: float, R: float, n: int) -> float:
@@ -39,7 +45,7 @@ def one_plus_one_progress(sigma: float, R: float, n: int) -> float:
     :math:`\varphi = \int_0^{\lambda} (R - \sigma\sqrt q)\, f_{\chi'^2_n(\lambda)}(q)\,dq`, :math:`\lambda = R^2/\sigma^2`.
     """
     lam = (R / sigma) ** 2
-    pdf = stats.ncx2(n, lam).pdf
+    pdf = _stats().ncx2(n, lam).pdf
     val, _ = integrate.quad(lambda q: (R - sigma * math.sqrt(q)) * pdf(q), 0.0, lam, limit=200, epsabs=1e-13, epsrel=1e-10)
     return float(val)
 
@@ -48,7 +54,7 @@ def one_plus_one_progress_normalized(sigma_star: float | np.ndarray) -> np.ndarr
     r"""Asymptotic (n → ∞) normalised progress of the (1+1)-ES on the sphere (Rechenberg 1973; Beyer 2001):
     :math:`\varphi^* = \frac{\sigma^*}{\sqrt{2\pi}}e^{-\sigma^{*2}/8} - \frac{\sigma^{*2}}{2}\big(1 - \Phi(\sigma^*/2)\big)`."""
     s = np.asarray(sigma_star, dtype=float)
-    return s / math.sqrt(2 * math.pi) * np.exp(-s * s / 8) - 0.5 * s * s * stats.norm.sf(s / 2)
+    return s / math.sqrt(2 * math.pi) * np.exp(-s * s / 8) - 0.5 * s * s * _stats().norm.sf(s / 2)
 
 
 def normal_order_statistics(lam: int) -> np.ndarray:
@@ -57,12 +63,12 @@ def normal_order_statistics(lam: int) -> np.ndarray:
     :math:`E[X_{k:\lambda}] = \frac{\lambda!}{(k-1)!(\lambda-k)!}\int x\,\Phi(x)^{k-1}(1-\Phi(x))^{\lambda-k}\varphi(x)\,dx`, by quadrature.
     """
     out = np.empty(lam)
+    norm = _stats().norm
     for k in range(1, lam + 1):
         logc = special.gammaln(lam + 1) - special.gammaln(k) - special.gammaln(lam - k + 1)
 
         def f(x, k=k, logc=logc):
-            return x * math.exp(logc + (k - 1) * stats.norm.logcdf(x) + (lam - k) * stats.norm.logsf(x)
-                                + stats.norm.logpdf(x))
+            return x * math.exp(logc + (k - 1) * norm.logcdf(x) + (lam - k) * norm.logsf(x) + norm.logpdf(x))
 
         out[lam - k] = integrate.quad(f, -12, 12, limit=200, epsabs=1e-13)[0]
     return out

@@ -15,7 +15,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import linalg, stats
+from scipy import linalg
+
+def _binom_pmf(k, n, p):
+    from scipy import stats  # imported on use: scipy.stats costs ~0.2 s at import
+
+    return stats.binom.pmf(k, n, p)
+
 
 __all__ = [
     "moran_fixation_probability",
@@ -72,7 +78,7 @@ def wf_fixation_probability(r: float, N: int, i: int | None = 1) -> float | np.n
     """
     N = int(N)
     k = np.arange(N + 1)
-    P = stats.binom.pmf(k[None, :], N, _selected_frequency(k, N, float(r))[:, None])
+    P = _binom_pmf(k[None, :], N, _selected_frequency(k, N, float(r))[:, None])
     Q = P[1:N, 1:N]
     b = P[1:N, N]
     h = np.concatenate([[0.0], linalg.solve(np.eye(N - 1) - Q, b), [1.0]])
@@ -166,7 +172,7 @@ def biallelic_stationary(N: int, r: float, mu: float, model: str = "wright-fishe
     k = np.arange(N + 1)
     q = _mutated(_selected_frequency(k, N, float(r)), float(mu))
     if model == "wright-fisher":
-        P = stats.binom.pmf(k[None, :], N, q[:, None])
+        P = _binom_pmf(k[None, :], N, q[:, None])
         A = np.vstack([(P.T - np.eye(N + 1)), np.ones(N + 1)])
         rhs = np.zeros(N + 2)
         rhs[-1] = 1.0
