@@ -2,59 +2,20 @@
 
 Every estimator is a function of xarray Datasets/DataArrays that keeps labels and coordinates,
 works on Dask-backed data, and returns a Dataset with ``value`` and ``standard_error`` (statistical
-tests return ``statistic`` and ``p_value``). See ``docs/analysis.md``.
+tests return ``statistic`` and ``p_value``). Importing this package registers the ``.sd`` accessor.
+See ``docs/analysis.md``.
 """
 
+from . import _base as _m0, averages as _m1, correlation as _m2, stationarity as _m3
+from . import temperature as _m4, escape as _m5, variance as _m6, noise as _m7
 from . import accessor as _accessor  # noqa: F401  (registers ds.sd / da.sd)
-from ._base import estimate, summary
-from .averages import average, ratio
-from .escape import (ball, escape_rate, first_passage_times, halfspace, interval, mean_first_passage_time,
-                     passage_times, survival_function)
-from .correlation import autocorrelation, effective_sample_size, integrated_autocorrelation_time
-from .stationarity import (GibbsMarginal, chi_square_test, detect_burn_in, discard_burn_in, geweke_test,
-                           gibbs_marginal, kl_divergence, ks_test, stationary_histogram)
-from .noise import gradient_noise, gradient_noise_statistics
-from .variance import (ensemble_mean, ensemble_variance, fluctuation_amplitude, power_law_fit, quantile_bands,
-                       variance_decomposition)
-from .temperature import (configurational_temperature, histogram_temperature, kinetic_temperature, temperature,
-                          variance_temperature)
+from ._base import *  # noqa: F401,F403,E402
+from .averages import *  # noqa: F401,F403,E402
+from .correlation import *  # noqa: F401,F403,E402
+from .stationarity import *  # noqa: F401,F403,E402
+from .temperature import *  # noqa: F401,F403,E402
+from .escape import *  # noqa: F401,F403,E402
+from .variance import *  # noqa: F401,F403,E402
+from .noise import *  # noqa: F401,F403,E402
 
-__all__ = [
-    "estimate",
-    "summary",
-    "average",
-    "ratio",
-    "autocorrelation",
-    "integrated_autocorrelation_time",
-    "effective_sample_size",
-    "detect_burn_in",
-    "discard_burn_in",
-    "geweke_test",
-    "GibbsMarginal",
-    "gibbs_marginal",
-    "stationary_histogram",
-    "kl_divergence",
-    "chi_square_test",
-    "ks_test",
-    "interval",
-    "halfspace",
-    "ball",
-    "first_passage_times",
-    "passage_times",
-    "escape_rate",
-    "mean_first_passage_time",
-    "survival_function",
-    "temperature",
-    "kinetic_temperature",
-    "configurational_temperature",
-    "variance_temperature",
-    "histogram_temperature",
-    "variance_decomposition",
-    "ensemble_mean",
-    "ensemble_variance",
-    "quantile_bands",
-    "fluctuation_amplitude",
-    "power_law_fit",
-    "gradient_noise_statistics",
-    "gradient_noise",
-]
+__all__ = [name for module in (_m0, _m1, _m2, _m3, _m4, _m5, _m6, _m7) for name in module.__all__]

@@ -176,9 +176,3 @@ def apply_points(func, x: xr.DataArray, *, dim: str = "dim", out_core: bool = Fa
         func, x, input_core_dims=[[dim]], output_core_dims=[[dim]] if out_core else [[]],
         dask="parallelized", output_dtypes=[float],
     )
-
-
-def as_numpy_1d(values: Any) -> np.ndarray:
-    """Flattened finite float samples of any array-like (computes Dask arrays)."""
-    arr = np.asarray(values.values if isinstance(values, xr.DataArray) else values, dtype=float).ravel()
-    return arr[np.isfinite(arr)]

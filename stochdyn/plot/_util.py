@@ -58,11 +58,6 @@ def coordinate_name(da: Any, coordinate: int) -> str:
     return f"{base} $x_{{{coordinate}}}$" if sym else f"{base} {coordinate}"
 
 
-def finite(a: Any) -> np.ndarray:
-    arr = np.asarray(a, dtype=float)
-    return arr[np.isfinite(arr)]
-
-
 def plain_log_ticks(axis: Any, low: float, high: float) -> None:
     """On a log-scaled ``axis`` spanning less than two decades, label 1-2-5 ticks with plain numbers
     (all of 1..9 below half a decade) and drop the crowded minor labels."""

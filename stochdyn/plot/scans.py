@@ -15,13 +15,12 @@ __all__ = ["temperature_scan"]
 
 _PRETTY = {"lr": "learning rate $\\eta$", "batch_size": "batch size $B$", "temperature": "temperature $T$",
            "dt": "time step $\\Delta t$", "population_size": "population size $N$"}
-_COUNTS = {"batch_size": "count", "population_size": "count"}
 
 
 def _x_label(est: xr.Dataset, x: str) -> str:
     attrs = est[x].attrs if x in est.coords else {}
     name = attrs.get("long_name", _PRETTY.get(x, x))
-    return axis_label(name, attrs.get("units", _COUNTS.get(x)))
+    return axis_label(name, attrs.get("units"))
 
 
 def temperature_scan(est: xr.Dataset, x: str, *, hue: str | None = None, theory: Callable | xr.DataArray | None = None,
