@@ -94,7 +94,7 @@ def main() -> None:
     g_np = max(10, G // 10)
     scale = G / g_np
     for kind in ("multinomial", "choice"):
-        t, _ = timed(lambda: numpy_wf(R, N, g_np, kind))
+        t, _ = timed(lambda: numpy_wf(R, N, g_np, kind), args.repeat)
         times[f"numpy {kind} (x{scale:g} from {g_np} gen.)"] = t * scale
 
     print("\nwall time (s)   [replica-generations per second]")

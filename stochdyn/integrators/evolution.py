@@ -233,8 +233,8 @@ class _Recombinant(_Strategy):
                     "diverged": np.full(R, -1, dtype=np.int64)},
             scratch={"Z": np.empty((R, lam, d)), "Y": np.empty((R, lam, d)), "X": np.empty((R, lam, d)),
                      "G": np.empty((R, lam, d)), "U": np.empty((R, lam)), "idx": np.empty((R, lam), dtype=np.int64),
-                     "zw": np.empty((R, d)), "yw": np.empty((R, d)), "A": np.empty((R, d, d)),
-                     "T": np.empty((R, d, d)), "mgrad": np.empty((R, d)), "mu": np.empty((R, 1))},
+                     "zw": np.empty((R, d)), "yw": np.empty((R, d)), "vs": np.empty((R, d)),
+                     "mgrad": np.empty((R, d)), "mu": np.empty((R, 1))},
         )
 
     def record(self, target, state, out, k):
@@ -252,7 +252,7 @@ class _Recombinant(_Strategy):
         a, s = state.arrays, state.scratch
         xo = out.get("x", np.zeros((1, 1, 1, 1)))
         _k.cma(target.compiled, target.theta, a["x"], a["sigma"], a["ps"], a["pc"], a["C"], a["B"], a["D"], a["best"],
-               s["Z"], s["Y"], s["X"], s["G"], s["U"], s["idx"], s["zw"], s["yw"], s["A"], s["T"], s["mgrad"],
+               s["Z"], s["Y"], s["X"], s["G"], s["U"], s["idx"], s["zw"], s["yw"], s["vs"], s["mgrad"],
                s["mu"], a["rng"], a["diverged"], p["weights"], p["mu"], p["cs"], p["ds"], p["cc"], p["c1"], p["cmu"],
                p["mueff"], p["chi_n"], self._full, p["eigen_every"], state.step, n_steps, record_every, out["mean"],
                out["energy"], out["sigma"], out["variance"], out["population_energy"], out["best_energy"],
@@ -312,7 +312,8 @@ class CMAES(_Recombinant):
     :math:`\sigma \leftarrow \sigma\exp(\frac{c_\sigma}{d_\sigma}(\|p_\sigma\|/E\|N(0,I)\|-1))`;
     :math:`p_c \leftarrow (1-c_c)p_c + h_\sigma\sqrt{c_c(2-c_c)\mu_\mathrm{eff}}\,y_w`;
     :math:`C \leftarrow (1 - c_1 - c_\mu + (1-h_\sigma)c_1c_c(2-c_c))\,C + c_1 p_cp_c^\top + c_\mu\sum_i w_i y_{i:\lambda}y_{i:\lambda}^\top`,
-    and :math:`C = BD^2B^\top` by a Jacobi eigendecomposition warm-started from the previous B.
+    and :math:`C = BD^2B^\top` by Householder tridiagonalisation and implicit QL (EISPACK tred2/tql2),
+    refreshed lazily (:func:`cma_parameters`).
     Positive recombination weights only (no active update). Parameters: :func:`cma_parameters`.
 
     Parameters

@@ -145,87 +145,167 @@ def _sample_offspring(m, sigma, Bm, D, full, Z, Y, X, W, r, lam, s0, s1):
 
 
 @njit(inline="always", cache=True)
-def _jacobi_eigen(A, V, d, max_sweeps):
-    """Cyclic Jacobi on the symmetric ``A`` (d, d) (overwritten, ends diagonal), rotations accumulated into ``V``."""
-    for sweep in range(max_sweeps):
-        off = 0.0
-        diag = 0.0
-        for p in range(d):
-            diag += A[p, p] * A[p, p]
-            for q in range(p + 1, d):
-                off += A[p, q] * A[p, q]
-        if off <= 1e-26 * diag or off == 0.0:  # off-diagonal norm below 1e-13 of the diagonal's
-            return True
-        for p in range(d - 1):
-            for q in range(p + 1, d):
-                apq = A[p, q]
-                # negligible against the diagonal entries (below 1e-15 relative): zero it instead of rotating
-                if apq * apq <= 1e-30 * abs(A[p, p] * A[q, q]):
-                    A[p, q] = 0.0
-                    A[q, p] = 0.0
-                    continue
-                th = (A[q, q] - A[p, p]) / (2.0 * apq)
-                t = 1.0 / (abs(th) + math.sqrt(th * th + 1.0))
-                if th < 0.0:
-                    t = -t
-                c = 1.0 / math.sqrt(t * t + 1.0)
-                s = t * c
-                tau = s / (1.0 + c)
-                # symmetric rotation (Numerical Recipes, 3rd ed., eq. 11.1.14-11.1.20)
-                A[p, p] -= t * apq
-                A[q, q] += t * apq
-                A[p, q] = 0.0
-                A[q, p] = 0.0
-                for k in range(d):
-                    if k != p and k != q:
-                        akp = A[k, p]
-                        akq = A[k, q]
-                        vp = akp - s * (akq + tau * akp)
-                        vq = akq + s * (akp - tau * akq)
-                        A[k, p] = vp
-                        A[p, k] = vp
-                        A[k, q] = vq
-                        A[q, k] = vq
-                for k in range(d):
-                    vkp = V[k, p]
-                    vkq = V[k, q]
-                    V[k, p] = vkp - s * (vkq + tau * vkp)
-                    V[k, q] = vkq + s * (vkp - tau * vkq)
-    return False
+def _tred2(V, d, e, n):
+    """Householder reduction of the symmetric ``V`` (overwritten) to tridiagonal form (d: diagonal, e:
+    off-diagonal), accumulating the orthogonal transformation in ``V``: EISPACK tred2 (Smith et al. 1976)
+    as in JAMA's EigenvalueDecomposition."""
+    for j in range(n):
+        d[j] = V[n - 1, j]
+    for i in range(n - 1, 0, -1):
+        scale = 0.0
+        h = 0.0
+        for k in range(i):
+            scale += abs(d[k])
+        if scale == 0.0:
+            e[i] = d[i - 1]
+            for j in range(i):
+                d[j] = V[i - 1, j]
+                V[i, j] = 0.0
+                V[j, i] = 0.0
+        else:
+            for k in range(i):
+                d[k] /= scale
+                h += d[k] * d[k]
+            f = d[i - 1]
+            g = math.sqrt(h)
+            if f > 0:
+                g = -g
+            e[i] = scale * g
+            h = h - f * g
+            d[i - 1] = f - g
+            for j in range(i):
+                e[j] = 0.0
+            for j in range(i):
+                f = d[j]
+                V[j, i] = f
+                g = e[j] + V[j, j] * f
+                for k in range(j + 1, i):
+                    g += V[k, j] * d[k]
+                    e[k] += V[k, j] * f
+                e[j] = g
+            f = 0.0
+            for j in range(i):
+                e[j] /= h
+                f += e[j] * d[j]
+            hh = f / (h + h)
+            for j in range(i):
+                e[j] -= hh * d[j]
+            for j in range(i):
+                f = d[j]
+                g = e[j]
+                for k in range(j, i):
+                    V[k, j] -= f * e[k] + g * d[k]
+                d[j] = V[i - 1, j]
+                V[i, j] = 0.0
+        d[i] = h
+    for i in range(n - 1):
+        V[n - 1, i] = V[i, i]
+        V[i, i] = 1.0
+        h = d[i + 1]
+        if h != 0.0:
+            for k in range(i + 1):
+                d[k] = V[k, i + 1] / h
+            for j in range(i + 1):
+                g = 0.0
+                for k in range(i + 1):
+                    g += V[k, i + 1] * V[k, j]
+                for k in range(i + 1):
+                    V[k, j] -= g * d[k]
+        for k in range(i + 1):
+            V[k, i + 1] = 0.0
+    for j in range(n):
+        d[j] = V[n - 1, j]
+        V[n - 1, j] = 0.0
+    V[n - 1, n - 1] = 1.0
+    e[0] = 0.0
 
 
 @njit(inline="always", cache=True)
-def _update_eigen(C, Bm, D, A, T, d):
-    """C = B D^2 B^T, warm-started from the previous B: diagonalise A = B^T C B by rotations J, B <- B J.
+def _tql2(V, d, e, n):
+    """Eigenvalues (into ``d``) and eigenvectors (columns of ``V``) of the tridiagonal matrix from
+    :func:`_tred2`, by the implicit QL method with shifts (EISPACK tql2, as in JAMA)."""
+    for i in range(1, n):
+        e[i - 1] = e[i]
+    e[n - 1] = 0.0
+    f = 0.0
+    tst1 = 0.0
+    eps = 2.0**-52
+    for l in range(n):
+        tst1 = max(tst1, abs(d[l]) + abs(e[l]))
+        m = l
+        while m < n:
+            if abs(e[m]) <= eps * tst1:
+                break
+            m += 1
+        if m > l:
+            for it in range(100):
+                g = d[l]
+                p = (d[l + 1] - g) / (2.0 * e[l])
+                r = math.sqrt(p * p + 1.0)
+                if p < 0:
+                    r = -r
+                d[l] = e[l] / (p + r)
+                d[l + 1] = e[l] * (p + r)
+                dl1 = d[l + 1]
+                h = g - d[l]
+                for i in range(l + 2, n):
+                    d[i] -= h
+                f = f + h
+                p = d[m]
+                c = 1.0
+                c2 = c
+                c3 = c
+                el1 = e[l + 1]
+                s = 0.0
+                s2 = 0.0
+                for i in range(m - 1, l - 1, -1):
+                    c3 = c2
+                    c2 = c
+                    s2 = s
+                    g = c * e[i]
+                    h = c * p
+                    r = math.sqrt(p * p + e[i] * e[i])
+                    e[i + 1] = s * r
+                    s = e[i] / r
+                    c = p / r
+                    p = c * d[i] - s * g
+                    d[i + 1] = h + s * (c * g + s * d[i])
+                    for k in range(n):
+                        h = V[k, i + 1]
+                        V[k, i + 1] = s * V[k, i] + c * h
+                        V[k, i] = c * V[k, i] - s * h
+                p = -s * s2 * c3 * el1 * e[l] / dl1
+                e[l] = s * p
+                d[l] = c * p
+                if not (abs(e[l]) > eps * tst1):
+                    break
+        d[l] = d[l] + f
+        e[l] = 0.0
 
-    Returns False if C is not (numerically) positive definite.
+
+@njit(inline="always", cache=True)
+def _update_eigen(C, Bm, D, ev, e, d):
+    """C = B D^2 B^T: copy C into B, tridiagonalise (tred2) and diagonalise (tql2) in place.
+
+    ``ev`` and ``e`` are work vectors of length d. Returns False if C is not (numerically) positive
+    definite.
     """
     for i in range(d):
         for j in range(d):
-            acc = 0.0
-            for k in range(d):
-                acc += C[i, k] * Bm[k, j]
-            T[i, j] = acc
-    for i in range(d):
-        for j in range(i, d):  # A is symmetric: compute the upper triangle and mirror it
-            acc = 0.0
-            for k in range(d):
-                acc += Bm[k, i] * T[k, j]
-            A[i, j] = acc
-            A[j, i] = acc
-    _jacobi_eigen(A, Bm, d, 50)  # rotations accumulate into B itself: B <- B J_1 J_2 ...
+            Bm[i, j] = C[i, j]
+    _tred2(Bm, ev, e, d)
+    _tql2(Bm, ev, e, d)
     ok = True
     for i in range(d):
-        ev = A[i, i]
-        if not (ev > 0.0 and math.isfinite(ev)):
+        if not (ev[i] > 0.0 and math.isfinite(ev[i])):
             ok = False
         else:
-            D[i] = math.sqrt(ev)
+            D[i] = math.sqrt(ev[i])
     return ok
 
 
 @njit(parallel=True, cache=True)
-def cma(fn, theta, m, sigma, ps, pc, C, Bm, D, best, Z, Y, X, G, U, idx, zw, yw, A, T, mgrad, mu_buf,
+def cma(fn, theta, m, sigma, ps, pc, C, Bm, D, best, Z, Y, X, G, U, idx, zw, yw, vs, mgrad, mu_buf,
         rng, diverged, weights, mu, cs, ds, cc, c1, cmu, mueff, chi_n, full, eigen_every,
         step0, n_steps, record_every, out_mean, out_e, out_sig, out_var, out_pe, out_best, out_ev, out_x,
         record_x, k0):
@@ -297,7 +377,7 @@ def cma(fn, theta, m, sigma, ps, pc, C, Bm, D, best, Z, Y, X, G, U, idx, zw, yw,
             for j in range(d):
                 ok = ok and math.isfinite(m[r, j])
             if ok and full and step % eigen_every == 0:
-                ok = _update_eigen(C[r], Bm[r], D[r], A[r], T[r], d)
+                ok = _update_eigen(C[r], Bm[r], D[r], zw[r], yw[r], d)  # zw, yw are free here
             if not ok:
                 _freeze(m, r, diverged, step)
                 break
@@ -305,11 +385,11 @@ def cma(fn, theta, m, sigma, ps, pc, C, Bm, D, best, Z, Y, X, G, U, idx, zw, yw,
                 k = k0 + (step - step0) // record_every - 1
                 if full:
                     for j in range(d):
-                        T[r, 0, j] = C[r, j, j]
+                        vs[r, j] = C[r, j, j]
                 else:
                     for j in range(d):
-                        T[r, 0, j] = 1.0
-                record_point(fn, theta, m, mgrad, mu_buf, r, k, sigma[r], T[r, 0], pop_e, best[r], lam * step,
+                        vs[r, j] = 1.0
+                record_point(fn, theta, m, mgrad, mu_buf, r, k, sigma[r], vs[r], pop_e, best[r], lam * step,
                              out_mean, out_e, out_sig, out_var, out_pe, out_best, out_ev)
                 if record_x:
                     for i in range(lam):
