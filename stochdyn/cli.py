@@ -71,6 +71,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .studies import reproduce
+
+    results = reproduce(args.names or None, out=args.out, quick=args.quick, studies_dir=args.studies)
+    return 1 if results["errors"] else 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import platform
 
@@ -129,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     p.add_argument("--resume", action="store_true", help="skip finished points and resume interrupted ones")
     p.set_defaults(handler=_cmd_sweep)
+    p = sub.add_parser("reproduce", help="run the studies in analyses/: figures, report.md and results.json")
+    p.add_argument("names", nargs="*", help="studies to run (default: all)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--quick", action="store_true", help="small versions of every study (a few minutes in all)")
+    p.add_argument("--studies", default="analyses", help="folder holding the studies (default: ./analyses)")
+    p.set_defaults(handler=_cmd_reproduce)
     p = sub.add_parser("info", help="print versions, thread count and kernel cache location")
     p.set_defaults(handler=_cmd_info)
     return parser
