@@ -114,21 +114,29 @@ def main() -> None:
     def run_sd(record_every):
         return sd.simulate(integ, land, x0, n_replicas=R, n_steps=G, record_every=record_every, rng=0, progress=False)
 
-    times: dict[str, float] = {}
+    # stochdyn (1 and 2 threads) and NumPy are timed in interleaved rounds and the best round of each is
+    # kept, so that changing load from other jobs on the shared machine affects them alike
+    threads_list = sorted({1, min(2, max_threads)})
     finals = {}
-    for threads in sorted({1, min(2, max_threads)}):
+    for threads in threads_list:
         numba.set_num_threads(threads)
-        run_sd(G)
-        times[f"stochdyn {threads}t"] = min(timed(lambda: run_sd(G))[0] for _ in range(args.repeat))
-        times[f"stochdyn {threads}t, every generation"] = min(timed(lambda: run_sd(1))[0] for _ in range(args.repeat))
-        finals[threads] = run_sd(G)
+        finals[threads] = run_sd(G)  # compile / warm up, and the results to compare
+    times: dict[str, float] = {}
+    best_np = None
+    for _ in range(args.repeat):
+        for threads in threads_list:
+            numba.set_num_threads(threads)
+            for label, every in (("", G), (", every generation", 1)):
+                key = f"stochdyn {threads}t{label}"
+                times[key] = min(times.get(key, np.inf), timed(lambda: run_sd(every))[0])
+        t_np, best_np = timed(lambda: numpy_cmaes(x0, G))
+        times["numpy (vectorised over runs)"] = min(times.get("numpy (vectorised over runs)", np.inf), t_np)
     numba.set_num_threads(max_threads)
+    t_np = times["numpy (vectorised over runs)"]
     t2 = max(finals)
     identical = all(np.array_equal(finals[1][v].values, finals[t2][v].values, equal_nan=True) for v in finals[1].data_vars)
     print(f"stochdyn results bit-identical for 1 and {t2} threads: {identical}")
 
-    t_np, best_np = min((timed(lambda: numpy_cmaes(x0, G)) for _ in range(args.repeat)), key=lambda tb: tb[0])
-    times["numpy (vectorised over runs)"] = t_np
     k = min(args.pycma_runs, R)
     t_py, best_py = timed(lambda: pycma_runs(x0[:k], G))
     times[f"pycma (loop, {k} runs, scaled x{R / k:g})"] = t_py * R / k
