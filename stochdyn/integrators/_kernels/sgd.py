@@ -288,20 +288,27 @@ def _update(icfg, fcfg, noise_L, x, r, G, mom, sqm, zeta, z, lr, step, s0, s1):
     opt = icfg[I_OPT]
     ok = True
     if opt == OPT_SGD:
-        for i in range(d):
-            zeta[i] = 0.0
-        if icfg[I_NOISE_IN_UPDATE]:
-            s0, s1 = _gradient_noise(icfg[I_NOISE], noise_L, lr, z, zeta, s0, s1)
         T = fcfg[F_TEMPERATURE]
-        if T > 0.0:
-            sig = math.sqrt(2.0 * T * lr)
+        noisy = T > 0.0 or (icfg[I_NOISE_IN_UPDATE] and icfg[I_NOISE] != NOISE_NONE)
+        if noisy:
             for i in range(d):
-                w, s0, s1 = normal(s0, s1)
-                zeta[i] += sig * w
-        for i in range(d):
-            xi = x[r, i] - lr * G[i] + zeta[i]
-            x[r, i] = xi
-            ok = ok and math.isfinite(xi)
+                zeta[i] = 0.0
+            if icfg[I_NOISE_IN_UPDATE]:
+                s0, s1 = _gradient_noise(icfg[I_NOISE], noise_L, lr, z, zeta, s0, s1)
+            if T > 0.0:
+                sig = math.sqrt(2.0 * T * lr)
+                for i in range(d):
+                    w, s0, s1 = normal(s0, s1)
+                    zeta[i] += sig * w
+            for i in range(d):
+                xi = x[r, i] - lr * G[i] + zeta[i]
+                x[r, i] = xi
+                ok = ok and math.isfinite(xi)
+        else:
+            for i in range(d):
+                xi = x[r, i] - lr * G[i]
+                x[r, i] = xi
+                ok = ok and math.isfinite(xi)
     elif opt == OPT_HEAVY_BALL or opt == OPT_NESTEROV:
         mu = fcfg[F_MOMENTUM]
         for i in range(d):
@@ -336,18 +343,22 @@ def _lr(icfg, fcfg, lr_table, step):
 @njit(inline="always", cache=True, error_model="numpy")
 def _draw(samp, data, weights, strata, alloc, perm, pos, r, B, j0, n, idx, coef, h, hcount, s0, s1):
     """Draws ``j0 .. j0+n-1`` of replica ``r``'s batch: example indices into ``idx[:n]`` and their
-    multipliers into ``coef[:n]``, prefetching their rows; ``(h, hcount)`` is the stratified sampler's position (stratum,
-    draws taken from it). Returns ``(h, hcount, s0, s1)``."""
+    multipliers into ``coef[:n]``, prefetching their rows; ``(h, hcount)`` is the stratified
+    sampler's position (stratum, draws taken from it). Returns ``(h, hcount, s0, s1)``."""
     N = weights.shape[0]
     nb = N / B
+    if samp == SAMPLE_REPLACEMENT:  # the common case, in a loop of its own
+        for t in range(n):
+            i, s0, s1 = randbelow(N, s0, s1)
+            prefetch_row(data, i)
+            idx[t] = i
+            coef[t] = weights[i] * nb
+        return h, hcount, s0, s1
     for t in range(n):
         j = j0 + t
         if samp == SAMPLE_FULL:
             i = j
             c = weights[i]
-        elif samp == SAMPLE_REPLACEMENT:
-            i, s0, s1 = randbelow(N, s0, s1)
-            c = weights[i] * nb
         elif samp == SAMPLE_WITHOUT:  # partial Fisher-Yates on the replica's permutation
             kk, s0, s1 = randbelow(N - j, s0, s1)
             kk += j
@@ -377,6 +388,36 @@ def _draw(samp, data, weights, strata, alloc, perm, pos, r, B, j0, n, idx, coef,
         idx[t] = i
         coef[t] = c
     return h, hcount, s0, s1
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _finish_worker(comp, icfg, B, bk, worker, wk, graw, G, vbuf, ef, r, topi, vec, s0, s1):
+    """End of a worker's share of ``bk`` draws: add its sum ``wk`` to the raw estimate, compress its own
+    estimate ``(B/bk) wk`` (with error feedback if set) and add ``(bk/B) C(.)`` to the server's average."""
+    d = wk.shape[0]
+    if comp == COMP_NONE:
+        for k in range(d):
+            graw[k] += wk[k]
+            G[k] += wk[k]
+    else:
+        scale = B / bk
+        for k in range(d):
+            graw[k] += wk[k]
+            vbuf[k] = scale * wk[k]
+        if icfg[I_EF]:
+            for k in range(d):
+                vbuf[k] += ef[r, worker, k]
+                ef[r, worker, k] = vbuf[k]
+        s0, s1 = compress(comp, icfg[I_COMP_PARAM], vbuf, topi[r], vec[r, V_ZETA], s0, s1)
+        if icfg[I_EF]:
+            for k in range(d):
+                ef[r, worker, k] -= vbuf[k]
+        back = bk / B
+        for k in range(d):
+            G[k] += back * vbuf[k]
+    for k in range(d):
+        wk[k] = 0.0
+    return s0, s1
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -430,10 +471,16 @@ def _estimate(fn, data, weights, hyper, aug, aug_par, strata, icfg, x, r, B, per
     hp = row_ptr(hyper, 0)
     wp = row_ptr(work, 0)
     dp = row_ptr(ge, 0) if need_sq else row_ptr(wk, 0)  # where the example's gradient goes
+    plain = not need_sq and not use_aug and K == 1  # the common case gets a loop of its own
     j0 = 0
     while j0 < B:
         n = min(chunk, B - j0)
         h, hcount, s0, s1 = _draw(samp, data, weights, strata, alloc, perm, pos, r, B, j0, n, idx, coef, h, hcount, s0, s1)
+        if plain:
+            for t in range(n):
+                loss += coef[t] * fn(xp, d, row_ptr(data, idx[t]), m, hp, nh, dp, coef[t], wp)
+            j0 += n
+            continue
         for t in range(n):
             i = idx[t]
             c = coef[t]
@@ -461,35 +508,14 @@ def _estimate(fn, data, weights, hyper, aug, aug_par, strata, icfg, x, r, B, per
                     wk[k] += c * ge[k]
                     n2 += ge[k] * ge[k]
                 sq += c * c * n2
-            # -- end of a worker's share: compress its estimate and add it to the server's average --
-            if j0 + t + 1 == share_end:
-                bk = share_end - share_start
-                if comp == COMP_NONE:
-                    for k in range(d):
-                        graw[k] += wk[k]
-                        G[k] += wk[k]
-                else:
-                    scale = B / bk
-                    for k in range(d):
-                        graw[k] += wk[k]
-                        vbuf[k] = scale * wk[k]
-                    if icfg[I_EF]:
-                        for k in range(d):
-                            vbuf[k] += ef[r, worker, k]
-                            ef[r, worker, k] = vbuf[k]
-                    s0, s1 = compress(comp, icfg[I_COMP_PARAM], vbuf, topi[r], vec[r, V_ZETA], s0, s1)
-                    if icfg[I_EF]:
-                        for k in range(d):
-                            ef[r, worker, k] -= vbuf[k]
-                    back = bk / B
-                    for k in range(d):
-                        G[k] += back * vbuf[k]
-                for k in range(d):
-                    wk[k] = 0.0
+            if j0 + t + 1 == share_end and j0 + t + 1 < B:  # a worker's share ends (the last one: below)
+                s0, s1 = _finish_worker(comp, icfg, B, share_end - share_start, worker, wk, graw, G, vbuf, ef, r, topi,
+                                        vec, s0, s1)
                 worker += 1
                 share_start = share_end
                 share_end += B // K + (1 if worker < B % K else 0)
         j0 += n
+    s0, s1 = _finish_worker(comp, icfg, B, B - share_start, worker, wk, graw, G, vbuf, ef, r, topi, vec, s0, s1)
     if samp == SAMPLE_EPOCH:
         pos[r] += B
     return loss, sq, s0, s1
