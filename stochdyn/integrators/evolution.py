@@ -441,9 +441,9 @@ class GeneticAlgorithm(_Strategy):
     n_elite : int
         0 <= n_elite < N (default 1).
     init_scale : float
-        When ``x0`` is a point (or a point per replica), the initial population is
-        ``x0 + init_scale * N(0, I)`` drawn from each replica's stream (default 1); full populations
-        ``(n_replicas, N, dim)`` are used as given.
+        The initial population is ``x0 + init_scale * N(0, I)``, drawn from each replica's stream
+        (default 1), where ``x0`` is a point, a point per replica or whole populations
+        ``(n_replicas, N, dim)``; pass ``init_scale=0`` to start from given populations exactly.
     record_population : bool
         Also record ``x`` (dims replica, time, individual, dim).
 
@@ -474,8 +474,7 @@ class GeneticAlgorithm(_Strategy):
         object.__setattr__(self, "record_population", check_bool("record_population", self.record_population, owner))
 
     def prepare_x0(self, x0: Any, target: Any, n_replicas: int) -> np.ndarray:
-        pop = population_x0(x0, target, n_replicas, self.population_size, self.name)
-        return pop if x0 is not None and np.ndim(x0) == 3 else _Spread(pop)
+        return population_x0(x0, target, n_replicas, self.population_size, self.name)
 
     def variables(self, target: Landscape) -> list[Variable]:
         d = target.dim
@@ -491,16 +490,12 @@ class GeneticAlgorithm(_Strategy):
         return out
 
     def init_state(self, target: Landscape, x0: np.ndarray, rng: np.ndarray) -> State:
-        if isinstance(x0, _Spread):
-            x = np.ascontiguousarray(x0.pop)
-            R, N, d = x.shape
-            if self.init_scale > 0:
-                noise = np.empty((R, N * d))
-                fill_normal(rng, noise)
-                x += self.init_scale * noise.reshape(R, N, d)
-        else:
-            x = x0
-        R, N, d = x.shape
+        R, N, d = x0.shape
+        x = x0.copy()
+        if self.init_scale > 0:
+            noise = np.empty((R, N * d))
+            fill_normal(rng, noise)
+            x += self.init_scale * noise.reshape(R, N, d)
         return State(
             arrays={"x": x, "rng": rng, "diverged": np.full(R, -1, dtype=np.int64)},
             scratch={"xnew": np.empty_like(x), "G": np.empty_like(x), "u": target.value(x),
@@ -522,9 +517,3 @@ class GeneticAlgorithm(_Strategy):
                              a["diverged"], self.tournament, self.crossover_rate, pm, self.mutation_scale, self.n_elite,
                              state.step, n_steps, record_every, *self._outs(out), k0)
 
-
-class _Spread:
-    """An initial population to be spread by ``init_scale`` in ``init_state`` (from the replica streams)."""
-
-    def __init__(self, pop: np.ndarray):
-        self.pop = pop

@@ -157,3 +157,27 @@ def test_user_fitness_map():
     assert np.all(ds["best_fitness"].values == 1.0)
     # every survivor of selection had U < 0.5, i.e. |x| < 1; one mutation step of 0.3 sd from there
     assert np.all(np.abs(ds["mean"].values) < 1.0 + 0.3)
+
+
+@pytest.mark.parametrize("name", ["wf_continuous", "moran_genotypes", "cmaes", "openes", "one_plus_one", "ga"])
+def test_interrupted_store_resumes_bit_identically(name, tmp_path, monkeypatch):
+    integ, target, x0 = CASES[name]
+    kw = dict(n_replicas=5, n_steps=12, record_every=2, rng=9, chunk_steps=4)
+    reference = sd.simulate(integ(), target(), x0, **kw)
+    cls = type(integ())
+    original = cls.advance
+    calls = []
+
+    def failing(self, *args, **kwargs):  # the third chunk dies, as if the process were killed
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "advance", failing)
+    store = tmp_path / "run.zarr"
+    with pytest.raises(KeyboardInterrupt):
+        sd.simulate(integ(), target(), x0, store=store, **kw)
+    monkeypatch.setattr(cls, "advance", original)
+    resumed = sd.simulate(integ(), target(), x0, store=store, resume=True, **kw)
+    _same(reference, resumed.load())
