@@ -371,7 +371,7 @@ def small_step_covariance(hessian: Any, lr: float, noise_cov: Any) -> np.ndarray
     return linalg.solve_continuous_lyapunov(H, float(lr) * np.atleast_2d(np.asarray(noise_cov, dtype=np.float64)))
 
 
-def effective_temperature(lr: float, noise_cov: Any) -> float:
+def effective_temperature(lr: Any, noise_cov: Any) -> Any:
     r""":math:`T = \eta\,\mathrm{tr}\,\Sigma_B/(2d)`: the temperature of isotropic noise with the same power.
 
     The chapter's matching condition :math:`\mathrm{Cov}(\xi)=2T/\eta\cdot I` solved for T. With
@@ -381,7 +381,8 @@ def effective_temperature(lr: float, noise_cov: Any) -> float:
     (take the trace of :math:`HC+CH=\eta\Sigma_B`).
     """
     S = np.atleast_2d(np.asarray(noise_cov, dtype=np.float64))
-    return float(lr) * float(np.trace(S)) / (2.0 * S.shape[0])
+    T = np.asarray(lr, dtype=np.float64) * float(np.trace(S)) / (2.0 * S.shape[0])
+    return float(T) if T.ndim == 0 else T  # lr may be an array
 
 
 def equipartition_temperature(hessian: Any, cov: Any) -> float:
