@@ -101,7 +101,7 @@ def _membership(x: xr.DataArray, region: Callable, name: str, owner: str) -> xr.
         raise ValidationError(f"The '{name}' parameter of {owner} must be a region: a callable on points (..., dim) "
                               f"returning booleans, e.g. sd.analysis.interval(0, low=1.0). Got {type(region).__name__}.")
     if "dim" not in x.dims:
-        x = x.expand_dims(dim=1, axis=-1)
+        x = x.expand_dims({"dim": 1}, axis=-1)
     return xr.apply_ufunc(lambda p: np.asarray(region(p), dtype=bool) & np.all(np.isfinite(p), axis=-1), x,
                           input_core_dims=[["dim"]], dask="parallelized", output_dtypes=[bool])
 

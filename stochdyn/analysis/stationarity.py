@@ -96,10 +96,10 @@ def discard_burn_in(obj: xr.Dataset | xr.DataArray, burn_in: int | str | None = 
     burn_in = check_burn_in(burn_in, "discard_burn_in")
     if burn_in is None:
         return obj
-    if burn_in == "auto":
-        burn_in = detect_burn_in(obj, time_dim=time_dim, **kwargs)
     if time_dim not in obj.dims:
         return obj
+    if burn_in == "auto":
+        burn_in = detect_burn_in(obj, time_dim=time_dim, **kwargs)
     if burn_in >= obj.sizes[time_dim]:
         raise ValidationError(f"The 'burn_in' parameter ({burn_in}) must leave records: the data have "
                               f"{obj.sizes[time_dim]} along {time_dim!r}.")
@@ -311,10 +311,9 @@ def _free_energy_2d(landscape: Any, c: int, T: float, sb: tuple[float, float], y
 # histograms and goodness of fit
 # ---------------------------------------------------------------------------------------------
 def coordinate_samples(obj, var, coordinate, burn_in, owner, replica_dim="replica", time_dim="time") -> xr.DataArray:
-    da = select(obj, var, ("x",), owner)
     if burn_in is not None:
-        da = discard_burn_in(da if burn_in != "auto" else obj, burn_in, time_dim=time_dim)
-        da = select(da, var, ("x",), owner) if isinstance(da, xr.Dataset) else da
+        obj = discard_burn_in(obj, burn_in, time_dim=time_dim)
+    da = select(obj, var, ("x",), owner)
     if "dim" in da.dims:
         c = check_int("coordinate", coordinate, owner, ge=0, lt=da.sizes["dim"])
         da = da.isel(dim=c)
@@ -326,10 +325,11 @@ def batches(da: xr.DataArray, n_batches: int, replica_dim: str, time_dim: str, m
     order = [d for d in (replica_dim, time_dim) if d in da.dims]
     da = da.transpose(*order, ...)
     arr = np.asarray(da.values, dtype=float)
-    R = arr.shape[0] if replica_dim in da.dims else 1
     if replica_dim not in da.dims:
         arr = arr[None]
-    arr = arr.reshape(R, *arr.shape[1:]) if arr.ndim > 1 else arr.reshape(R, 1)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    R = arr.shape[0]
     if R >= min_replicas or time_dim not in da.dims:
         return arr.reshape(R, -1)
     per = max(2, -(-n_batches // R))

@@ -165,7 +165,7 @@ def variance_temperature(ds: xr.Dataset, landscape: Any = None, *, stiffness: An
     sample = tuple(k for k in _dims(dims, x, True, owner) if k != "dim")
     y = x - x.mean(sample)
     if "dim" not in x.dims:
-        y = y.expand_dims(dim=1, axis=-1)
+        y = y.expand_dims({"dim": 1}, axis=-1)
     if per_coordinate:
         hinv = np.diag(np.linalg.inv(H))
         q = y**2 / xr.DataArray(hinv, dims="dim", coords={"dim": y["dim"]} if "dim" in y.coords else None)

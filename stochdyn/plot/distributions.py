@@ -42,6 +42,8 @@ def histogram_vs_gibbs(data: Any, landscape: Any = None, temperature: float | No
     land = None
     if potential is None:
         land = landscape_of(first, landscape, owner) if landscape is not None or "target" in first.attrs else None
+    if temperature is None and _is_histogram(first) and np.isfinite(first.attrs.get("temperature", np.nan)):
+        temperature = float(first.attrs["temperature"])
     T = run_temperature(first, temperature, owner) if (land is not None or potential is not None) else None
     lo_all, hi_all = np.inf, -np.inf
     xname = None
@@ -90,7 +92,8 @@ def escape_time_distribution(passages: xr.Dataset, *, theory_rate: float | None 
     color = ax._get_lines.get_next_color()
     ax.fill_between(t, np.clip(v - 2 * se, 1e-300, None), v + 2 * se, step="post", color=color, alpha=0.25, lw=0)
     ax.step(t, v, where="post", color=color, lw=1.0, label=label or "simulation (Kaplan–Meier)")
-    tt = np.linspace(0.0, float(t[-1]) if t.size else 1.0, 300)
+    tmax = float(np.nanmax(passages["duration"].values)) if passages["duration"].size else 0.0
+    tt = np.linspace(0.0, tmax if tmax > 0 else 1.0, 300)
     if fit:
         est = escape_rate(passages, confidence=confidence)
         lam, lo, hi = (float(est[k]) for k in ("value", "ci_low", "ci_high"))

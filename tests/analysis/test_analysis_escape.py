@@ -108,6 +108,7 @@ def test_first_and_repeated_passages_on_a_hand_made_path():
     fp = A.first_passage_times(ds, right)
     np.testing.assert_array_equal(fp["reached"].values, [True, False])
     np.testing.assert_allclose(fp["duration"].values, [1.5, 4.5])
+    np.testing.assert_allclose(A.first_passage_times(ds["x"].sel(dim=0), right)["duration"].values, [1.5, 4.5])
     fp2 = A.first_passage_times(ds, right, start=left)  # clock starts on entering the left region
     np.testing.assert_allclose(fp2["duration"].values, [1.5, 3.5])
     np.testing.assert_array_equal(fp2["started"].values, [True, True])

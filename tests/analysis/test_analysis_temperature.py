@@ -99,6 +99,9 @@ def test_variance_temperature_with_a_full_hessian_and_explicit_stiffness():
         assert abs(float(est["value"]) - T) < 4 * float(est["standard_error"])
     per = A.variance_temperature(ds, per_coordinate=True)
     assert np.all(np.abs(per["value"].values - T) < 4 * per["standard_error"].values)
+    # one coordinate alone (no 'dim' dimension): its marginal variance is T (H^-1)_00
+    one = A.variance_temperature(ds["x"].sel(dim=0), stiffness=1.0 / np.linalg.inv(H)[0, 0])
+    assert abs(float(one["value"]) - T) < 4 * float(one["standard_error"])
 
 
 def test_temperature_bad_inputs():
