@@ -69,7 +69,9 @@ def histogram_vs_gibbs(data: Any, landscape: Any = None, temperature: float | No
     ax.set_ylabel(axis_label("probability density", "1/a.u."))
     ax.set_xlim(lo_all, hi_all)
     ax.set_ylim(bottom=0)
-    ax.legend(loc="best")
+    n = len(ax.get_legend_handles_labels()[1])
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=n if n <= 3 else 2, borderaxespad=0.1,
+              handlelength=1.4, columnspacing=1.0, fontsize="small")
     return ax
 
 
