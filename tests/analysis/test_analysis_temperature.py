@@ -117,3 +117,17 @@ def test_temperature_bad_inputs():
         A.configurational_temperature(bare)
     with pytest.raises(sd.ValidationError, match="burn_in"):
         A.kinetic_temperature(baoab_harmonic(), burn_in=-1)
+
+
+def test_effective_temperature_on_a_finite_sum_problem_rebuilt_from_attributes():
+    # the positional and configurational estimators read an SGD run's target (a least-squares problem,
+    # rebuilt from its generator spec, with a constant Hessian); Gibbs samples at T return T
+    spec = {"type": "LeastSquares", "data": {"generator": "gaussian_regression", "n": 256, "d": 3, "noise": 0.5,
+                                             "seed": 0}}
+    problem = sd.problems.problem_from_dict(spec)
+    T = 0.01
+    x = np.random.default_rng(9).multivariate_normal(problem.minimizer(), T * np.linalg.inv(problem.hessian),
+                                                     size=(100, 200))
+    ds = as_run(x, problem, T)
+    for est in (A.variance_temperature(ds), A.configurational_temperature(ds)):
+        assert abs(float(est["value"]) - T) < 4 * float(est["standard_error"])
