@@ -364,15 +364,19 @@ def cma(fn, theta, m, sigma, ps, pc, C, Bm, D, best, Z, Y, X, G, U, idx, zw, yw,
                 for i in range(d):
                     pc[r, i] = (1.0 - cc) * pc[r, i] + hs * cfc * yw[r, i]
                 keep = 1.0 - c1 - cmu + (1.0 - hs) * c1 * cc * (2.0 - cc)
-                for i in range(d):
+                for i in range(d):  # lower triangle: decay, rank-one, then the rank-mu terms
+                    a = c1 * pc[r, i]
                     for j in range(i + 1):
-                        acc = 0.0
-                        for k in range(mu):
-                            q = idx[r, k]
-                            acc += weights[k] * Y[r, q, i] * Y[r, q, j]
-                        v = keep * C[r, i, j] + c1 * pc[r, i] * pc[r, j] + cmu * acc
-                        C[r, i, j] = v
-                        C[r, j, i] = v
+                        C[r, i, j] = keep * C[r, i, j] + a * pc[r, j]
+                for k in range(mu):
+                    q = idx[r, k]
+                    for i in range(d):
+                        a = cmu * weights[k] * Y[r, q, i]
+                        for j in range(i + 1):
+                            C[r, i, j] += a * Y[r, q, j]
+                for i in range(d):
+                    for j in range(i):
+                        C[r, j, i] = C[r, i, j]
             ok = math.isfinite(sigma[r]) and sigma[r] > 0.0
             for j in range(d):
                 ok = ok and math.isfinite(m[r, j])
