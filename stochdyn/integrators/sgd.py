@@ -72,6 +72,23 @@ def _config_dict(cfg: Any) -> dict[str, Any]:
     return out
 
 
+def _compact_repr(obj: Any) -> str:
+    """``Name(field=value, ...)`` with only the fields that differ from their defaults."""
+    shown = [f"{f.name}={getattr(obj, f.name)!r}" for f in dataclasses.fields(obj)
+             if f.default is dataclasses.MISSING or getattr(obj, f.name) != f.default]
+    return f"{type(obj).__name__}({', '.join(shown)})"
+
+
+class _Config:
+    """Shared by the practice configurations: JSON-able description and a compact repr."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _config_dict(self)
+
+    def __repr__(self) -> str:
+        return _compact_repr(self)
+
+
 def _as_config(value: Any, cls: type, name: str, owner: str) -> Any:
     if value is None or isinstance(value, cls):
         return value
@@ -87,8 +104,8 @@ def _as_config(value: Any, cls: type, name: str, owner: str) -> Any:
 # ----------------------------------------------------------------------------------------------------
 # Practice configurations
 # ----------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Sampling:
+@dataclass(frozen=True, repr=False)
+class Sampling(_Config):
     r"""How each replica draws its mini-batch.
 
     Parameters
@@ -126,12 +143,10 @@ class Sampling:
                 "Sampling: Neyman allocation needs 'stratum_std' (one gradient standard deviation per stratum, "
                 "e.g. sd.theory.stratum_gradient_std(problem, theta)).")
 
-    def to_dict(self) -> dict[str, Any]:
-        return _config_dict(self)
 
 
-@dataclass(frozen=True)
-class LRSchedule:
+@dataclass(frozen=True, repr=False)
+class LRSchedule(_Config):
     r"""Learning-rate schedule: the step-t learning rate is ``lr * factor(t)`` (t = 1, 2, ...).
 
     :math:`\mathrm{factor}(t) = \min(1, t/W)\,g(t)` with W = ``warmup_steps`` (linear warm-up;
@@ -205,12 +220,10 @@ class LRSchedule:
         _k.lr_factors(kind, *p, table, steps, out)
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return _config_dict(self)
 
 
-@dataclass(frozen=True)
-class BatchSchedule:
+@dataclass(frozen=True, repr=False)
+class BatchSchedule(_Config):
     r"""Batch-size schedule.
 
     ``plan``: the batch size is ``batch_size`` until step ``steps[0]``, then ``sizes[0]`` until
@@ -266,8 +279,8 @@ class BatchSchedule:
         return {k: v for k, v in d.items() if v != []}
 
 
-@dataclass(frozen=True)
-class Augmentation:
+@dataclass(frozen=True, repr=False)
+class Augmentation(_Config):
     r"""A augmented copies of every drawn example; its gradient is the mean over the copies.
 
     The estimator is unbiased for the augmented objective
@@ -308,12 +321,10 @@ class Augmentation:
         if t is not None and self.noise != 0.0:
             raise ValidationError("Augmentation takes 'noise' (built-in Gaussian) or 'transform', not both.")
 
-    def to_dict(self) -> dict[str, Any]:
-        return _config_dict(self)
 
 
-@dataclass(frozen=True)
-class Workers:
+@dataclass(frozen=True, repr=False)
+class Workers(_Config):
     r"""K simulated data-parallel workers with gradient compression, averaged like a parameter server.
 
     The batch is split into K consecutive shares of sizes :math:`b_k` (differing by at most one);
@@ -356,8 +367,6 @@ class Workers:
         if self.error_feedback and self.compression == "none":
             raise ValidationError("Workers: error_feedback needs a compression ('quantize', 'sign' or 'topk').")
 
-    def to_dict(self) -> dict[str, Any]:
-        return _config_dict(self)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -414,6 +423,9 @@ class _SGDFamily(Integrator):
             v = getattr(self, f.name)
             out[f.name] = v.to_dict() if hasattr(v, "to_dict") else _plain(v)
         return out
+
+    def __repr__(self) -> str:
+        return _compact_repr(self)
 
     # -- what the driver asks ------------------------------------------------------------------
     def check_target(self, target: Any) -> None:
@@ -666,7 +678,7 @@ class _SGDFamily(Integrator):
 
 
 @register_integrator
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SGD(_SGDFamily):
     r"""Mini-batch stochastic gradient descent, plain or with heavy-ball / Nesterov momentum.
 
@@ -721,7 +733,7 @@ class SGD(_SGDFamily):
 
 
 @register_integrator
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Adam(_SGDFamily):
     r"""Adam (Kingma & Ba 2015, ICLR) with bias correction, on mini-batch gradients.
 
@@ -750,7 +762,7 @@ class Adam(_SGDFamily):
 
 
 @register_integrator
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SGLD(_SGDFamily):
     r"""Stochastic-gradient Langevin dynamics (Welling & Teh 2011, ICML).
 

@@ -181,3 +181,26 @@ def test_clipping_by_global_norm():
     gn = ds.grad_norm.isel(time=1).values
     assert (gn > 2.0).any() and (gn < 2.0).any()
     np.testing.assert_allclose(step, np.minimum(gn, 2.0), rtol=1e-12)
+
+
+def test_user_augmentation_of_the_targets():
+    @P.augmentation(n_normals=1)
+    def label_noise(row, out, z, s=0.5):
+        for j in range(row.shape[0] - 1):
+            out[j] = row[j]
+        out[row.shape[0] - 1] = row[row.shape[0] - 1] + s * z[0]
+
+    ls = P.LeastSquares.from_data(P.gaussian_regression(30, 2, noise=0.5, seed=4))
+    th0 = np.array([0.4, -0.7])
+    s, M, A = 0.8, 4, 2
+    # u = x (r - s z): E[u | i] = x_i r_i (unbiased for grad U), Var(u | i) = s^2 |x_i|^2
+    X = ls.rows[:, :-1]
+    _, grads = ls.per_sample(th0)
+    sb2 = ((grads - grads.mean(axis=0)) ** 2).sum(axis=1).mean()
+    sw2 = s * s * (X * X).sum(axis=1).mean()
+    aug = sd.Augmentation(copies=A, transform=label_noise(s=s))
+    g = one_step_gradients(sd.SGD(lr=1.0, batch_size=M, augmentation=aug), ls, th0, R, 10)
+    assert_within(*mean_se(g), ls.grad(th0), "label-noise augmentation: mean")
+    vs, se = trace_var_se(g)
+    assert_within(vs, se, th.augmented_variance(sb2, sw2, M, A), "label-noise augmentation: variance")
+    assert abs(th.augmented_variance(sb2, 0.0, M, A) - vs) > 3 * Z * se

@@ -125,3 +125,19 @@ def test_user_per_sample_loss_runs_and_a_wrong_gradient_is_rejected():
             return theta[0] ** 2
 
         wrong(np.ones((4, 1)))
+
+
+def test_integrator_descriptions_round_trip_through_specs():
+    from stochdyn.integrators.base import integrator_from_dict
+
+    cases = [
+        sd.SGD(lr=0.1, batch_size=8, momentum=0.9, nesterov=True, sampling=sd.Sampling("epoch"), clip_norm=2.0,
+               lr_schedule=sd.LRSchedule.cosine(100, warmup_steps=10), workers=sd.Workers(2, "topk", k=1)),
+        sd.Adam(lr=0.01, batch_size=9, sampling=sd.Sampling("stratified", "neyman", stratum_std=[1.0, 2.0]),
+                batch_schedule=sd.BatchSchedule.plan([10], [18]), augmentation=sd.Augmentation(copies=2, noise=0.1)),
+        sd.SGLD(lr=0.01, temperature=0.2, gradient_noise=[[1.0, 0.1], [0.1, 2.0]],
+                batch_schedule=sd.BatchSchedule.norm_test(0.5, 64), batch_size=4, record_extra=["lr", "snr"]),
+    ]
+    for integ in cases:
+        assert integrator_from_dict(integ.to_dict()) == integ
+        assert repr(integ).startswith(integ.name + "(") and "None" not in repr(integ)
