@@ -63,7 +63,11 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path):
         store = tmp_path / f"killed-{trial}.zarr"
         child = subprocess.Popen([sys.executable, "-c", CHILD, str(store)], stdout=subprocess.PIPE, text=True)
         assert child.stdout.readline().strip() == "go"
-        time.sleep(rnd.uniform(0.2, 1.2))
+        # kill at a random moment after the first checkpoint (so the store exists), whatever the load
+        deadline = time.monotonic() + 60
+        while not (store / ".stochdyn-checkpoint.npz").exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rnd.uniform(0.0, 0.6))
         child.send_signal(signal.SIGKILL)
         child.wait()
         ck = read_checkpoint(store) if store.exists() else None
