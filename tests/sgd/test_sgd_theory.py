@@ -71,6 +71,10 @@ def test_sgld_and_extra_gradient_noise_on_minibatches():
     C = th.sgd_stationary_covariance(LS, 0.1, 4, gradient_noise=G)
     x = _stationary_sample(sd.SGD(lr=0.1, batch_size=4, gradient_noise=G), LS, 20000, 150, 5)
     _assert_cov(x, C, "SGD + gradient noise", th.sgd_stationary_covariance(LS, 0.1, 4))
+    # with momentum the noise enters through the gradient (v <- mu v + g + xi), not the update
+    C = th.sgd_stationary_covariance(LS, 0.05, 4, momentum=0.5, gradient_noise=G)
+    x = _stationary_sample(sd.SGD(lr=0.05, batch_size=4, momentum=0.5, gradient_noise=G), LS, 20000, 150, 12)
+    _assert_cov(x, C, "heavy ball + gradient noise", th.sgd_stationary_covariance(LS, 0.05, 4, momentum=0.5))
 
 
 def test_ritz_energy_quadrature_points_as_data():
