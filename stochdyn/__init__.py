@@ -6,7 +6,7 @@
 ...                  n_replicas=1000, n_steps=1000, record_every=100, rng=0)
 """
 
-from . import integrators, io, landscapes, random, theory
+from . import integrators, io, landscapes, random
 from ._validation import ValidationError
 from ._version import __version__
 from .ensemble import DivergenceWarning, open_sweep, simulate, sweep
@@ -49,3 +49,14 @@ from .integrators import CMAES, CSAES, GeneticAlgorithm, OnePlusOneES, OpenES  #
 __all__ += ["OnePlusOneES", "CSAES", "CMAES", "OpenES", "GeneticAlgorithm"]
 from . import analysis, plot  # noqa: E402  (importing analysis registers the ds.sd accessor)
 __all__ += ["analysis", "plot"]
+
+
+def __getattr__(name: str):
+    # stochdyn.theory (SciPy-heavy) is imported on first use, keeping `import stochdyn` fast
+    if name == "theory":
+        import importlib
+
+        module = importlib.import_module(".theory", __name__)
+        globals()["theory"] = module
+        return module
+    raise AttributeError(f"module 'stochdyn' has no attribute {name!r}")

@@ -17,7 +17,6 @@ import xarray as xr
 
 from .._validation import ValidationError, check_int, check_real
 from ._base import (check_burn_in, check_dims, estimate, landscape_of, run_temperature, select)
-from ..theory.escape import potential_along
 from .averages import average
 
 __all__ = [
@@ -263,6 +262,8 @@ def gibbs_marginal(landscape: Any = None, temperature: float = 1.0, coordinate: 
             yb = _expand(tuple(pb[min(o, len(pb) - 1)]), lambda y: False)
             F = _free_energy_2d(landscape, c, T, guess_c, yb)
         else:
+            from ..theory.escape import potential_along  # theory (SciPy) is imported on use
+
             F = potential_along(landscape, c, at)
         guess = guess_c
     if bounds is None:

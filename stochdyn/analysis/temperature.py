@@ -20,7 +20,6 @@ from ._base import (apply_points, check_burn_in, check_dims, constant_hessian, e
 from .averages import average, ratio
 from .stationarity import (batch_counts, batch_fraction_variance, batches, coordinate_samples, discard_burn_in,
                            _gl_grid)
-from ..theory.escape import potential_along
 
 __all__ = [
     "temperature",
@@ -205,6 +204,8 @@ def histogram_temperature(ds: xr.Dataset, landscape: Any = None, *, potential: C
     da = coordinate_samples(ds, var, coordinate, burn_in, owner)
     if potential is None:
         land = landscape_of(ds, landscape, owner)
+        from ..theory.escape import potential_along  # theory (SciPy) is imported on use
+
         potential = potential_along(land, coordinate, at)
     samples = batches(da, n_batches, "replica", "time", min_replicas)
     vals = samples[np.isfinite(samples)]

@@ -585,7 +585,7 @@ class _SGDFamily(Integrator):
         if a is not None and (a.transform is not None or a.noise > 0.0 or a.copies > 1):
             icfg[_k.I_AUG] = 1
             if a.transform is None:
-                cfg["aug"], cfg["aug_par"] = gaussian_augment, np.array([a.noise, float(target.n_features)])
+                cfg["aug"], cfg["aug_par"] = gaussian_augment.get(), np.array([a.noise, float(target.n_features)])
                 icfg[_k.I_AUG_NORMALS] = target.n_features
             else:
                 cfg["aug"] = a.transform.compiled
@@ -593,7 +593,7 @@ class _SGDFamily(Integrator):
                 m = target.rows.shape[1]
                 icfg[_k.I_AUG_NORMALS] = m if a.transform.n_normals is None else min(a.transform.n_normals, m)
         else:
-            cfg["aug"], cfg["aug_par"] = gaussian_augment, np.zeros(2)
+            cfg["aug"], cfg["aug_par"] = gaussian_augment.get(), np.zeros(2)
         w = self.workers or Workers()
         icfg[_k.I_WORKERS] = w.n_workers
         icfg[_k.I_COMP] = {"none": _k.COMP_NONE, "quantize": _k.COMP_QUANTIZE, "sign": _k.COMP_SIGN,

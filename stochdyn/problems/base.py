@@ -164,7 +164,8 @@ class Problem:
     @property
     def compiled(self):
         """The compiled per-sample function (``numba.cfunc``) kernels call."""
-        return type(self)._sample
+        sample = type(self)._sample
+        return sample.get() if hasattr(sample, "get") else sample
 
     @property
     def data_hash(self) -> str:

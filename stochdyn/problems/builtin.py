@@ -15,13 +15,23 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import carray, njit
 
 from .._validation import ValidationError, check_array, check_choice, check_int, check_real
+from .._numba_utils import LazyCFunc
 from ._compiled import AUGMENT_SIG, SAMPLE_SIG
 from .base import Data, Problem, QuadraticForm, register_problem
 
 __all__ = ["LeastSquares", "LogisticRegression", "OneHiddenLayer", "RitzEnergy1D", "gaussian_augment"]
+
+
+def _lazy_sample(pyfunc):
+    """Per-sample cfunc compiled (or loaded from the disk cache) on first use, not at import."""
+    return LazyCFunc(pyfunc, sig=SAMPLE_SIG)
+
+
+def _lazy_augment(pyfunc):
+    return LazyCFunc(pyfunc, sig=AUGMENT_SIG)
 
 
 def _from_data(cls, data: Data, **kwargs: Any):
@@ -85,7 +95,7 @@ def _least_squares_sample(th, row, g, scale, work, hy):
     return loss
 
 
-@cfunc(SAMPLE_SIG, cache=True)
+@_lazy_sample
 def _least_squares_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
     return _least_squares_sample(carray(tp, (d,)), carray(rp, (m,)), carray(gp, (d,)), scale, carray(wp, (d,)),
                                  carray(hp, (nh,)))
@@ -172,7 +182,7 @@ def _logistic_sample(th, row, g, scale, work, hy):
     return loss
 
 
-@cfunc(SAMPLE_SIG, cache=True)
+@_lazy_sample
 def _logistic_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
     return _logistic_sample(carray(tp, (d,)), carray(rp, (m,)), carray(gp, (d,)), scale, carray(wp, (d,)),
                             carray(hp, (nh,)))
@@ -251,7 +261,7 @@ def _one_hidden_layer_sample(th, row, g, scale, work, hy):
     return loss
 
 
-@cfunc(SAMPLE_SIG, cache=True)
+@_lazy_sample
 def _one_hidden_layer_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
     return _one_hidden_layer_sample(carray(tp, (d,)), carray(rp, (m,)), carray(gp, (d,)), scale, carray(wp, (d,)),
                                     carray(hp, (nh,)))
@@ -314,7 +324,7 @@ def _ritz_sample(th, row, g, scale, work, hy):
     return 0.5 * du * du - f * u
 
 
-@cfunc(SAMPLE_SIG, cache=True)
+@_lazy_sample
 def _ritz_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
     return _ritz_sample(carray(tp, (d,)), carray(rp, (m,)), carray(gp, (d,)), scale, carray(wp, (d,)),
                         carray(hp, (nh,)))
@@ -391,7 +401,7 @@ class RitzEnergy1D(QuadraticForm, Problem):
 # ---------------------------------------------------------------------------------------------
 # The built-in augmentation: Gaussian noise on the feature columns; params = [sigma, n_features]
 # ---------------------------------------------------------------------------------------------
-@cfunc(AUGMENT_SIG, cache=True)
+@_lazy_augment
 def gaussian_augment(rp, m, zp, op, pp, npar):
     """out = row + sigma * z on the first ``n_features`` columns (the targets are left unchanged)."""
     row = carray(rp, (m,))

@@ -12,7 +12,6 @@ import math
 from typing import Callable
 
 import numpy as np
-from scipy import integrate, linalg
 
 __all__ = [
     "em_harmonic_variance",
@@ -35,6 +34,8 @@ def stationary_covariance_linear(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """
     A = np.atleast_2d(np.asarray(A, dtype=float))
     B = np.atleast_2d(np.asarray(B, dtype=float))
+    from scipy import linalg
+
     rho = max(abs(np.linalg.eigvals(A)))
     if rho >= 1.0:
         raise ValueError(f"The recursion is not stable (spectral radius {rho:.6g} >= 1): no stationary law.")
@@ -144,6 +145,8 @@ def gibbs_expectation_1d(U: Callable[[np.ndarray], np.ndarray], f: Callable[[np.
     ``U`` is shifted by its minimum on a grid for numerical safety; choose ``bounds`` wide enough
     that the density is negligible at the ends, and list any discontinuity of ``f`` in ``points``.
     """
+    from scipy import integrate
+
     grid = np.linspace(bounds[0], bounds[1], 4001)
     u0 = float(np.min(U(grid)))
 
