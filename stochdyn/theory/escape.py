@@ -193,3 +193,154 @@ def kramers_rate_landscape(landscape: Any, minimum: Any, saddle: Any, temperatur
     xs = np.asarray(saddle, dtype=float)
     dU = float(landscape.value(xs) - landscape.value(xm))
     return kramers_rate(temperature, dU, landscape.hessian(xm), landscape.hessian(xs), friction=friction, mass=mass)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The Euler–Maruyama chain at finite step in 1-D: Nyström discretisation of its transition kernel
+# ----------------------------------------------------------------------------------------------------
+def _potential_and_derivative(potential: Any, coordinate: int, gradient: Callable | None) -> tuple[Callable, Callable]:
+    """U and dU/ds along one coordinate as vectorised callables (``gradient`` overrides; a landscape uses
+    its own gradient; a bare callable is differentiated by central differences, error ~1e-10 relative)."""
+    U = _as_potential(potential, coordinate)
+    if gradient is not None:
+        return U, lambda s: np.asarray(gradient(np.asarray(s, dtype=float)), dtype=float)
+    if hasattr(potential, "grad") and hasattr(potential, "dim"):
+        d = int(potential.dim)
+        base = np.asarray(getattr(potential, "center", np.zeros(d)), dtype=float)
+
+        def dU(s: Any) -> np.ndarray:
+            s = np.asarray(s, dtype=float)
+            x = np.broadcast_to(base, s.shape + (d,)).copy()
+            x[..., coordinate] = s
+            return np.asarray(potential.grad(x), dtype=float)[..., coordinate]
+
+        return U, dU
+
+    def dU_fd(s: Any) -> np.ndarray:
+        s = np.asarray(s, dtype=float)
+        h = np.finfo(float).eps ** (1.0 / 3.0) * np.maximum(1.0, np.abs(s))
+        return (U(s + h) - U(s - h)) / (2.0 * h)
+
+    return U, dU_fd
+
+
+def _em_nodes(edges: list[float], sigma: float, cells_per_sigma: float, max_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Composite 8-point Gauss–Legendre nodes and weights on consecutive intervals, cells no wider than
+    sigma / cells_per_sigma (cell edges fall on every given edge)."""
+    xs, ws = [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if hi <= lo:
+            continue
+        cells = max(1, int(math.ceil((hi - lo) * cells_per_sigma / sigma)))
+        x, w, _ = _gl(lo, hi, cells)
+        xs.append(x)
+        ws.append(w)
+    x, w = np.concatenate(xs), np.concatenate(ws)
+    if x.size > max_nodes:
+        raise ValueError(f"The Nyström grid would need {x.size} nodes (> {max_nodes}): the step is too small for an "
+                         "exact finite-step computation on this interval; use the continuous-time result "
+                         "(Gibbs / mfpt_1d), which the chain approaches as dt -> 0, or narrow 'bounds'.")
+    return x, w
+
+
+def _em_step_kernel(dU: Callable, dt: float, T: float, src: np.ndarray, dst: np.ndarray,
+                    w_dst: np.ndarray) -> np.ndarray:
+    """``P[j, i] = p(dst_i | src_j) w_i``: one Euler–Maruyama step from each source point, integrated with
+    the destination quadrature weights (rows: from; columns: to)."""
+    sigma = math.sqrt(2.0 * T * dt)
+    mean = src - dt * dU(src)
+    z = (dst[None, :] - mean[:, None]) / sigma
+    return np.exp(-0.5 * z * z) * (w_dst[None, :] / (sigma * math.sqrt(2.0 * math.pi)))
+
+
+def _check_em_args(temperature: float, dt: float) -> tuple[float, float]:
+    T, h = float(temperature), float(dt)
+    if not T > 0:
+        raise ValueError(f"The 'temperature' parameter must be > 0. Got {temperature}.")
+    if not h > 0:
+        raise ValueError(f"The 'dt' parameter must be > 0. Got {dt}.")
+    return T, h
+
+
+def em_mfpt_1d(potential: Any, start: float, target: float, temperature: float, dt: float, *,
+               record_every: int = 1, bounds: tuple[float, float] | None = None, coordinate: int = 0,
+               gradient: Callable | None = None, cells_per_sigma: float = 2.0, max_nodes: int = 6000) -> float:
+    r"""Exact mean first-passage time of the 1-D Euler–Maruyama chain, seen at its recorded steps.
+
+    The chain :math:`x_{n+1} = x_n - \Delta t\,U'(x_n) + \sqrt{2T\Delta t}\,\xi_n` (what
+    :class:`~stochdyn.EulerMaruyama` and ``SGD(lr=dt, gradient_noise=2T/dt)`` simulate) starts at
+    ``start`` and is looked at every m = ``record_every`` steps; the passage time is
+    :math:`m\Delta t` times the index of the first record beyond ``target`` (:math:`x\ge` target
+    if target > start, else :math:`x \le` target) — exactly what
+    :func:`stochdyn.analysis.first_passage_times` measures on such a run. Between records the chain
+    may cross the target and come back unseen. With :math:`P_m` the m-step kernel and N the
+    non-target side, the mean :math:`\tau` solves the discrete Dynkin / backward equation
+
+    .. math::
+        \tau(x) = m\Delta t + \int_N P_m(x, y)\,\tau(y)\,dy ,
+
+    discretised by the Nyström method (composite 8-point Gauss–Legendre, cells no wider than
+    :math:`\sqrt{2T\Delta t}` / ``cells_per_sigma``, a cell edge at the target; :math:`P_m` as the
+    m-th power of the one-step Nyström matrix) and evaluated at ``start`` by Nyström interpolation
+    (Kress, *Linear Integral Equations*, 3rd ed., §12.1; for first-passage problems of Markov chains,
+    e.g. Meyn & Tweedie, *Markov Chains and Stochastic Stability*, §11.3). Exact at finite step up
+    to quadrature error (~1e-8 relative with the defaults). As :math:`\Delta t\to0` with
+    :math:`m\Delta t` fixed it tends to the continuous-time :func:`mfpt_1d` at a target moved out by
+    about :math:`0.5826\sqrt{2Tm\Delta t}` (Broadie, Glasserman & Kou 1997, Math. Finance 7, 325).
+
+    Parameters
+    ----------
+    potential : Landscape or callable
+        U, along ``coordinate`` for a landscape (exact for separable landscapes: their coordinates
+        evolve independently under Euler–Maruyama with isotropic noise).
+    start, target : float
+        Start point and the boundary of the absorbing half-line.
+    temperature, dt : float
+        T > 0 and the step.
+    record_every : int
+        m >= 1: the passage is detected only at steps m, 2m, ....
+    bounds : (float, float), optional
+        Interval holding the chain: default where U exceeds its minimum by 50 T (the chain leaves it
+        with negligible probability), on the target side only if m > 1.
+    gradient : callable, optional
+        U' for a callable potential (default: central differences; a landscape's own gradient).
+
+    Returns
+    -------
+    float
+        The mean passage time, in time units (steps times dt).
+    """
+    T, h = _check_em_args(temperature, dt)
+    m = int(record_every)
+    if m < 1 or m != record_every:
+        raise ValueError(f"The 'record_every' parameter must be an integer >= 1. Got {record_every}.")
+    U, dU = _potential_and_derivative(potential, coordinate, gradient)
+    x0, b = float(start), float(target)
+    sign = 1.0 if b > x0 else -1.0
+    if x0 == b:
+        return 0.0
+    V = lambda s: U(sign * np.asarray(s, dtype=float))  # noqa: E731  (mirror: the target lies to the right)
+    dV = lambda s: sign * dU(sign * np.asarray(s, dtype=float))  # noqa: E731
+    x0, b = sign * x0, sign * b
+    if bounds is not None:
+        lo, hi = sorted(sign * float(v) for v in bounds)
+        if not lo < x0 < b:
+            raise ValueError(f"'bounds' must contain 'start' on the side away from 'target'. Got {bounds}.")
+        hi = max(hi, b)
+    else:
+        lo = _far_wall(V, x0, T)
+        hi = -_far_wall(lambda s: V(-np.asarray(s)), -b, T) if m > 1 else b
+    sigma = math.sqrt(2.0 * T * h)
+    x, w = _em_nodes([lo, b, hi], sigma, cells_per_sigma, max_nodes)
+    P = _em_step_kernel(dV, h, T, x, x, w)
+    Pm = np.linalg.matrix_power(P, m - 1) if m > 1 else None
+    inside = x < b
+    Pn = (P @ Pm if Pm is not None else P)[np.ix_(inside, inside)]
+    tau = np.linalg.solve(np.eye(Pn.shape[0]) - Pn, np.full(Pn.shape[0], m * h))
+    row = _em_step_kernel(dV, h, T, np.array([x0]), x, w)
+    if Pm is not None:
+        row = row @ Pm
+    return float(m * h + row[0, inside] @ tau)
+
+
+__all__ += ["em_mfpt_1d"]
