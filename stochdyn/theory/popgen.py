@@ -38,6 +38,10 @@ __all__ = [
     "lande_response",
     "harmonic_selection_response",
     "price_response",
+    "wf_drift_variance",
+    "two_type_expected_frequency",
+    "gaussian_selection_response",
+    "origin_fixation_density",
 ]
 
 
@@ -135,6 +139,52 @@ def sella_hirsh_stationary(energies: np.ndarray, N: int, selection: float = 1.0,
     return p / p.sum()
 
 
+def _fixation_probabilities(log_r: np.ndarray, N: int, model: str) -> np.ndarray:
+    """Exact single-mutant fixation probabilities for an array of log fitness ratios (vectorised).
+
+    Moran: the closed form of :func:`moran_fixation_probability`. Wright–Fisher: the absorbing
+    binomial chain of :func:`wf_fixation_probability`, solved for all ratios at once (batched).
+    """
+    lr = np.clip(np.asarray(log_r, dtype=float), -40.0, 40.0)  # beyond, pi is 0 or its r -> infinity limit
+    N = int(N)
+    if model == "moran":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.expm1(-lr) / np.expm1(-N * lr)
+        return np.where(np.abs(lr) < 1e-12, 1.0 / N, out)
+    if model != "wright-fisher":
+        raise ValueError(f"model must be 'moran' or 'wright-fisher'. Got {model!r}.")
+    from scipy.special import gammaln
+
+    flat = lr.ravel()
+    k = np.arange(N + 1)
+    i = k[1:N]  # transient states
+    log_binom = gammaln(N + 1.0) - gammaln(k + 1.0) - gammaln(N - k + 1.0)
+    out = np.empty(flat.size)
+    eye = np.eye(N - 1)
+    for a in range(0, flat.size, 8192):  # chunks bound the memory of the (chunk, N-1, N+1) matrices
+        up = np.log(i)[None, :, None] + flat[a:a + 8192, None, None]  # log(i r)
+        down = np.log(N - i)[None, :, None]  # log(N - i)
+        norm = np.logaddexp(up, down)  # q_i = i r / (i r + N - i), in logs so that r -> 0, inf stay finite
+        P = np.exp(log_binom + k * (up - norm) + (N - k) * (down - norm))  # Bin(k; N, q_i), rows i = 1..N-1
+        h = np.linalg.solve(eye[None] - P[:, :, 1:N], P[:, :, N][..., None])[..., 0]
+        out[a:a + 8192] = h[:, 0]
+    return out.reshape(lr.shape)
+
+
+def _stationary_of_generator(rate: np.ndarray) -> np.ndarray:
+    """Stationary probabilities m of the continuous-time chain with off-diagonal rates ``rate[a, b]`` (m Q = 0)."""
+    K = rate.shape[0]
+    gen = rate - np.diag(rate.sum(axis=1))
+    A = gen.T.copy()
+    A[-1] = 1.0  # for an irreducible chain, the balance equations minus one plus normalisation are regular
+    rhs = np.zeros(K)
+    rhs[-1] = 1.0
+    try:
+        return np.linalg.solve(A, rhs)
+    except np.linalg.LinAlgError:  # reducible: a least-squares stationary vector
+        return np.linalg.lstsq(np.vstack([gen.T, np.ones(K)]), np.append(np.zeros(K), 1.0), rcond=None)[0]
+
+
 def origin_fixation_stationary(log_fitness: np.ndarray, mutation: np.ndarray, N: int, model: str = "moran") -> np.ndarray:
     r"""Stationary law of the weak-mutation (origin–fixation) chain over monomorphic types.
 
@@ -145,18 +195,10 @@ def origin_fixation_stationary(log_fitness: np.ndarray, mutation: np.ndarray, N:
     """
     lw = np.asarray(log_fitness, dtype=float)
     M = np.asarray(mutation, dtype=float)
-    K = lw.size
-    fix = moran_fixation_probability if model == "moran" else wf_fixation_probability
-    rate = np.zeros((K, K))
-    for a in range(K):
-        for b in range(K):
-            if a != b and M[a, b] > 0:
-                rate[a, b] = N * M[a, b] * fix(math.exp(lw[b] - lw[a]), N)
-    gen = rate - np.diag(rate.sum(axis=1))
-    A = np.vstack([gen.T, np.ones(K)])
-    rhs = np.zeros(K + 1)
-    rhs[-1] = 1.0
-    return np.linalg.lstsq(A, rhs, rcond=None)[0]
+    fix = _fixation_probabilities(lw[None, :] - lw[:, None], N, model)
+    rate = np.where(M > 0, N * M * fix, 0.0)
+    np.fill_diagonal(rate, 0.0)
+    return _stationary_of_generator(rate)
 
 
 def biallelic_stationary(N: int, r: float, mu: float, model: str = "wright-fisher") -> np.ndarray:
@@ -170,19 +212,37 @@ def biallelic_stationary(N: int, r: float, mu: float, model: str = "wright-fishe
     """
     N = int(N)
     k = np.arange(N + 1)
-    q = _mutated(_selected_frequency(k, N, float(r)), float(mu))
     if model == "wright-fisher":
-        P = _binom_pmf(k[None, :], N, q[:, None])
+        P = _count_chain(N, r, mu, model)
         A = np.vstack([(P.T - np.eye(N + 1)), np.ones(N + 1)])
         rhs = np.zeros(N + 2)
         rhs[-1] = 1.0
         return np.linalg.lstsq(A, rhs, rcond=None)[0]
     if model == "moran":
+        q = _mutated(_selected_frequency(k, N, float(r)), float(mu))
         up = q[:-1] * (N - k[:-1]) / N
         down = (1.0 - q[1:]) * k[1:] / N
         logp = np.concatenate([[0.0], np.cumsum(np.log(up) - np.log(down))])
         p = np.exp(logp - logp.max())
         return p / p.sum()
+    raise ValueError(f"model must be 'wright-fisher' or 'moran'. Got {model!r}.")
+
+
+def _count_chain(N: int, r: float, mu: float, model: str) -> np.ndarray:
+    r"""Transition matrix of the count of type 1 (0..N) over one step of the implemented chain.
+
+    Wright–Fisher (one generation): :math:`i \to \mathrm{Bin}(N, q_i)`. Moran (one birth–death
+    event): up with :math:`q_i (N-i)/N`, down with :math:`(1-q_i)\,i/N`. Here
+    :math:`q_i = p_i(1-\mu) + (1-p_i)\mu`, :math:`p_i = ir/(ir+N-i)` (see :func:`biallelic_stationary`).
+    """
+    k = np.arange(N + 1)
+    q = _mutated(_selected_frequency(k, N, float(r)), float(mu))
+    if model == "wright-fisher":
+        return _binom_pmf(k[None, :], N, q[:, None])
+    if model == "moran":
+        up = q * (N - k) / N
+        down = (1.0 - q) * k / N
+        return np.diag(up[:-1], 1) + np.diag(down[1:], -1) + np.diag(1.0 - up - down)
     raise ValueError(f"model must be 'wright-fisher' or 'moran'. Got {model!r}.")
 
 
@@ -266,3 +326,160 @@ def price_response(w: np.ndarray, z: np.ndarray) -> np.ndarray:
     w = np.asarray(w, dtype=float)
     z = np.asarray(z, dtype=float)
     return np.einsum("...i,...ij->...j", w, z) / w.sum(-1)[..., None] - z.mean(-2)
+
+
+def wf_drift_variance(w: np.ndarray, z: np.ndarray, mutation_variance: float = 0.0) -> np.ndarray:
+    r"""Variance of the next generation's mean given the parents, for one Wright–Fisher generation. Exact.
+
+    The N offspring are i.i.d. given the parents: each picks parent i with probability
+    :math:`w_i/\sum_j w_j` and adds a mutation of mean 0 and variance m (``mutation_rate *
+    mutation_scale**2`` per coordinate). So each offspring has variance
+    :math:`V_w + m` with :math:`V_w = \sum_i w_i (z_i - \bar z_w)^2/\sum_i w_i` (the
+    fitness-weighted parental variance, :math:`\bar z_w` the weighted mean), and
+
+    .. math:: \mathrm{Var}(\bar z' \mid \text{parents}) = (V_w + m)/N .
+
+    This is genetic drift of the mean: its conditional mean is zero (the mean response is
+    :func:`price_response`), and its size is set by N and the population's own variance, not by
+    the fitness gradient. ``w`` has shape (..., N), ``z`` (..., N, d); returns (..., d).
+    """
+    w = np.asarray(w, dtype=float)
+    z = np.asarray(z, dtype=float)
+    p = w / w.sum(-1)[..., None]
+    zw = np.einsum("...i,...ij->...j", p, z)
+    vw = np.einsum("...i,...ij->...j", p, (z - zw[..., None, :]) ** 2)
+    return (vw + float(mutation_variance)) / z.shape[-2]
+
+
+def two_type_expected_frequency(N: int, r: float, i0: int, generations: np.ndarray | int,
+                                model: str = "wright-fisher", mu: float = 0.0) -> np.ndarray:
+    r"""Exact expected frequency :math:`\mathrm E[p_t]` of type 1 after t generations, from ``i0`` copies of N.
+
+    Two types with fitness ratio r = W_1/W_0 (and symmetric flip rate ``mu`` per newborn, default 0),
+    as the implemented chains: :math:`\mathrm E[p_t] = e_{i_0}^\top P^t k / N` with P the count
+    transition matrix over one generation — Wright–Fisher binomial sampling, or N Moran birth–death
+    events. One Wright–Fisher generation gives Wright's exact haploid response
+    :math:`\Delta p = p(1-p)(r-1)/(1 + p(r-1)) = p(1-p)\,\partial_p \log \bar w` (the Price equation
+    for two types); the deterministic (infinite-N) recursion iterates the same map on p itself,
+    which overestimates :math:`\mathrm E[p_t]` for t > 1 when r > 1 (the map is concave: drift
+    lowers the expected response, and :math:`\mathrm E[p_\infty]` is the fixation probability).
+    """
+    N, i0 = int(N), int(i0)
+    if not 0 <= i0 <= N:
+        raise ValueError(f"i0 must be in [0, {N}]. Got {i0}.")
+    t = np.atleast_1d(np.asarray(generations, dtype=int))
+    P = _count_chain(N, r, mu, model)
+    if model == "moran":
+        P = np.linalg.matrix_power(P, N)
+    v = np.zeros(N + 1)
+    v[i0] = 1.0
+    out = np.empty(t.size)
+    done = 0
+    for j in np.argsort(t):
+        for _ in range(int(t[j]) - done):
+            v = v @ P
+        done = int(t[j])
+        out[j] = v @ np.arange(N + 1) / N
+    return out if np.ndim(generations) else out[0]
+
+
+def gaussian_selection_response(potential, mean: np.ndarray, cov: np.ndarray, selection: float = 1.0,
+                                order: int = 48) -> np.ndarray:
+    r"""Exact one-generation response of an infinite Gaussian population :math:`\mathcal N(\bar z, G)` to
+    :math:`W = e^{-sU}` on any landscape U.
+
+    Fitness-proportional selection maps the trait density f to :math:`wf/\bar W`, so
+    :math:`\Delta\bar z = \mathrm E[z\,w]/\mathrm E[w] - \bar z` with expectations over
+    :math:`\mathcal N(\bar z, G)`; by Stein's lemma this is Lande's
+    :math:`G\,\nabla_{\bar z}\log\bar W(\bar z)` with :math:`\bar W(\bar z) = \mathrm E[w]` (Lande 1976,
+    Evolution 30, 314), exactly. It equals the gradient of log fitness at the mean,
+    :math:`-sG\nabla U(\bar z)`, only as :math:`G \to 0` (or for quadratic U, up to the factor
+    :math:`(I+sKG)^{-1}` of :func:`harmonic_selection_response`). Computed by tensor-product
+    Gauss–Hermite quadrature with ``order`` nodes per coordinate (d <= 3).
+
+    ``potential`` is a landscape or a vectorised ``U(x)`` on arrays (..., d); returns (d,).
+    """
+    m = np.ravel(np.asarray(mean, dtype=float))
+    d = m.size
+    if d > 3:
+        raise ValueError(f"gaussian_selection_response integrates by a tensor grid: d <= 3. Got d = {d}.")
+    G = np.atleast_2d(np.asarray(cov, dtype=float))
+    L = np.linalg.cholesky(G)
+    g, gw = np.polynomial.hermite_e.hermegauss(int(order))
+    xi = np.stack(np.meshgrid(*([g] * d), indexing="ij"), axis=-1).reshape(-1, d)
+    wq = np.prod(np.stack(np.meshgrid(*([gw] * d), indexing="ij"), axis=-1).reshape(-1, d), axis=1)
+    z = m + xi @ L.T
+    U = potential.value if hasattr(potential, "value") else potential
+    logw = -float(selection) * np.asarray(U(z), dtype=float)
+    a = wq * np.exp(logw - logw.max())
+    return (a @ z) / a.sum() - m
+
+
+def origin_fixation_density(potential, N: int, selection: float, mutation_scale: float, model: str = "moran", *,
+                            bounds: tuple[float, float] | None = None, coordinate: int = 0,
+                            cells_per_sigma: float = 3.0, max_nodes: int = 3000):
+    r"""Stationary density of a continuous 1-D trait in the weak-mutation (origin–fixation) limit, exact.
+
+    A monomorphic population at trait x, fitness :math:`W = e^{-sU}`, receives mutants
+    :math:`y = x + \delta`, :math:`\delta \sim \mathcal N(0, \sigma_m^2)` (``mutation_scale``), at rate
+    :math:`N\mu` per generation; a mutant fixes with the exact single-mutant probability
+    :math:`\pi(W(y)/W(x))` of the model (Moran: :func:`moran_fixation_probability`; Wright–Fisher:
+    :func:`wf_fixation_probability`). The trait is then a jump process with rate density
+    :math:`N\mu\,\phi(y-x)\,\pi(e^{-s(U(y)-U(x))})` (Sella & Hirsh 2005, PNAS 102, 9541), whose
+    stationary density p solves :math:`p(y)\int\phi\,\pi(y\to\cdot) = \int p(x)\,\phi(y-x)\,\pi(x\to y)\,dx`.
+
+    * Moran: :math:`\pi(r)/\pi(1/r) = r^{N-1}` for every r, so detailed balance gives exactly
+      :math:`p \propto e^{-(N-1)sU}`.
+    * Wright–Fisher: :math:`\pi(r)/\pi(1/r) = r^{\nu(r)}` with :math:`\nu(r) \to 2(N-1)` exactly as
+      :math:`r \to 1` (:func:`wf_effective_beta`; the derivative of :math:`\pi` at neutrality is
+      :math:`(N-1)/N`) and slightly below for larger jumps; the chain is then not exactly reversible
+      and p is close to, not exactly, :math:`e^{-2(N-1)sU}/Z`. This computes it.
+
+    The rate N μ sets only the time scale. The balance equation is solved by the Nyström method on
+    composite 8-point Gauss–Legendre nodes (cells no wider than ``mutation_scale /
+    cells_per_sigma``), and the interpolant follows from the balance equation at any point.
+    ``leak`` is the fraction of substitutions from the stationary law that would land outside
+    ``bounds`` (ignored here; a check that the interval holds the chain). Returns a :class:`~stochdyn.theory.GridDensity`.
+    """
+    from .escape import _as_potential, _em_nodes, _far_wall
+    from .langevin import GridDensity
+
+    N, s, sm = int(N), float(selection), float(mutation_scale)
+    if not (sm > 0 and s >= 0):
+        raise ValueError(f"mutation_scale must be > 0 and selection >= 0. Got {mutation_scale}, {selection}.")
+    U = _as_potential(potential, coordinate)
+    beta = sella_hirsh_beta(N, s, model)
+    if bounds is None:
+        T = 1.0 / beta
+        lo = _far_wall(U, 0.0, T)
+        hi = -_far_wall(lambda v: U(-np.asarray(v)), 0.0, T)
+    else:
+        lo, hi = sorted(float(v) for v in bounds)
+    try:
+        x, w = _em_nodes([lo, hi], sm, cells_per_sigma, max_nodes)
+    except ValueError:
+        raise ValueError(f"origin_fixation_density: mutation_scale={sm:g} on [{lo:g}, {hi:g}] needs more than "
+                         f"max_nodes={max_nodes} quadrature nodes; raise max_nodes or narrow 'bounds'.") from None
+    u = U(x)
+
+    def rates(src_x, src_u, dst_x, dst_u, dst_w):
+        phi = np.exp(-0.5 * ((dst_x[None, :] - src_x[:, None]) / sm) ** 2) / (sm * math.sqrt(2.0 * math.pi))
+        return phi * dst_w[None, :] * _fixation_probabilities(-s * (dst_u[None, :] - src_u[:, None]), N, model)
+
+    rate = rates(x, u, x, u, w)
+    np.fill_diagonal(rate, 0.0)
+    mass = _stationary_of_generator(rate)
+    pdf = mass / w
+    xo, wo = _em_nodes([lo - 10.0 * sm, lo, hi, hi + 10.0 * sm], sm, cells_per_sigma, max_nodes)
+    outside = (xo < lo) | (xo > hi)
+    xo, wo = xo[outside], wo[outside]
+    leak = float(mass @ rates(x, u, xo, U(xo), wo).sum(axis=1) / (mass @ rate.sum(axis=1)))
+
+    def interpolant(y: np.ndarray) -> np.ndarray:
+        flat = np.atleast_1d(y).ravel()
+        uy = U(flat)
+        inflow = rates(x, u, flat, uy, np.ones(flat.size)).T @ mass
+        outflow = rates(flat, uy, x, u, w).sum(axis=1)
+        return (inflow / outflow).reshape(np.shape(y))
+
+    return GridDensity(x, w, pdf, interpolant, leak)
