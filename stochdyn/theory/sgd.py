@@ -784,12 +784,14 @@ def stratum_variance_terms(problem: Any, theta: Any, batch_size: int, allocation
 
 
 def _compositions(n: int, m: int) -> np.ndarray:
-    """All (c_1..c_m) of non-negative integers summing to n, as rows of an int array."""
+    """All (c_1..c_m) of non-negative integers summing to n, as rows of an int array (stars and bars)."""
+    import itertools
+
     if m == 1:
         return np.array([[n]], dtype=np.int64)
-    parts = [np.column_stack([np.full(len(rest), first, dtype=np.int64), rest])
-             for first in range(n + 1) for rest in (_compositions(n - first, m - 1),)]
-    return np.concatenate(parts)
+    bars = np.array(list(itertools.combinations(range(n + m - 1), m - 1)), dtype=np.int64).reshape(-1, m - 1)
+    edges = np.column_stack([np.full(len(bars), -1), bars, np.full(len(bars), n + m - 1)])
+    return np.diff(edges, axis=1) - 1
 
 
 def discrete_mean_law(points: Any, probs: Any, n: int, max_terms: int = 5_000_000) -> tuple[np.ndarray, np.ndarray]:
