@@ -215,3 +215,27 @@ def test_fourth_moments_agree_with_the_one_dimensional_moment_recursion():
         m = th.sgd_stationary_moments_1d(prob, lr, B, order=4)
         r = th.sgd_loss_moments(prob, lr, B)
         np.testing.assert_allclose([r["mean_sq_distance"], r["var_sq_distance"]], [m[2], m[4] - m[2] ** 2], rtol=1e-10)
+
+
+def test_lyapunov_exponent_in_one_dimension():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=12)
+    prob = P.LeastSquares(x[:, None], np.zeros(12))  # theta* = 0, no noise: e_n = e_0 prod_t (1 - lr abar_t)
+    a = x**2
+    for B in (1, 2, 3):
+        want = np.mean([np.log(abs(1 - 0.9 * np.mean(a[list(b)]))) for b in itertools.product(range(12), repeat=B)])
+        assert th.sgd_lyapunov_exponent_1d(prob, 0.9, B) == pytest.approx(want, rel=1e-12)
+    np.testing.assert_allclose(th.sgd_lyapunov_exponent_1d(prob, [0.5, 0.9], 2),
+                               [th.sgd_lyapunov_exponent_1d(prob, e, 2) for e in (0.5, 0.9)], rtol=1e-14)
+    # Jensen: 2 gamma <= log E alpha^2, so gamma < 0 at the mean-square limit (the almost-sure limit lies above it)
+    eta = th.sgd_stability_limit(prob, 1)
+    assert 2 * th.sgd_lyapunov_exponent_1d(prob, eta, 1) < np.log(th.sgd_moment_operator_radius(prob, eta, 1)) + 1e-9
+    # against simulation: the mean of log|e_n| after n steps is n gamma (variance n Var log|alpha|: light tails)
+    n, lr = 60, 1.2 * th.sgd_stability_limit(prob, 2)  # above the mean-square limit, below the almost-sure one
+    ds = sd.simulate(sd.SGD(lr=lr, batch_size=2, record_extra=()), prob, x0=[1.0], n_replicas=20000, n_steps=n,
+                     record_every=n, rng=3)
+    lg = np.log(np.abs(ds.x.isel(time=-1).values[:, 0]))
+    gamma = th.sgd_lyapunov_exponent_1d(prob, lr, 2)
+    se = lg.std(ddof=1) / math.sqrt(lg.size)
+    assert abs(lg.mean() - n * gamma) < Z * se
+    assert n * gamma < -3 * Z * se and th.sgd_moment_operator_radius(prob, lr, 2) > 1  # runs decay, E e^2 grows
