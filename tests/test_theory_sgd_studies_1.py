@@ -149,24 +149,30 @@ def test_second_moment_operator():
 
 
 def test_norm_test_survival_converges_and_matches_direct_sampling():
-    x0, lr, B, kappa, n = 1.0, 0.1, 8, 0.9, 25
-    S = th.norm_test_survival(x0, lr, B, kappa, n)
-    assert S[0] == 1.0 and np.all(np.diff(S) <= 0)
-    np.testing.assert_allclose(th.norm_test_survival(x0, lr, B, kappa, n, points_per_width=24), S, atol=1e-10)
+    x0, lr, B, kappa, n = 1.0, 0.1, 8, 0.9, 40
+    S, lam = th.norm_test_survival(x0, lr, B, kappa, n, switch_snr=True)
+    assert S[0] == 1.0 and np.all(np.diff(S) <= 0) and S[-1] < 1e-12
+    S2, lam2 = th.norm_test_survival(x0, lr, B, kappa, n, points_per_width=24, switch_snr=True)
+    np.testing.assert_allclose(S2, S, atol=1e-10)
+    assert lam2 == pytest.approx(lam, rel=1e-9)
     # independent check: direct sampling of the model (Gaussian draws, the test, the step) with NumPy
     rng = np.random.default_rng(5)
     R = 100000
-    x, alive, surv = np.full(R, x0), np.ones(R, bool), [1.0]
+    x, alive, surv, at_switch = np.full(R, x0), np.ones(R, bool), [1.0], np.full(R, np.nan)
     for _ in range(n):
         g = x[:, None] + rng.normal(size=(R, B))
         gb = g.mean(axis=1)
-        alive &= ~(g.var(axis=1, ddof=1) > B * kappa**2 * gb**2)
+        fired = alive & (g.var(axis=1, ddof=1) > B * kappa**2 * gb**2)
+        at_switch[fired] = B * x[fired] ** 2  # the exact SNR at the parameters where the test fired
+        alive &= ~fired
         surv.append(alive.mean())
         x = x - lr * gb
     surv = np.array(surv)
     for t in (3, 6, 10):
         se = math.sqrt(S[t] * (1 - S[t]) / R)
         assert abs(surv[t] - S[t]) < Z * se, (t, surv[t], S[t], se)
+    assert abs(at_switch.mean() - lam) < Z * at_switch.std() / math.sqrt(R), (at_switch.mean(), lam)
+    assert lam > 1 / kappa**2 + 3 * Z * at_switch.std() / math.sqrt(R)  # the test fires well above the threshold
     # the alternative: a test that fired exactly when the exact SNR B x_t^2 (mean path) fell below 1/kappa^2
     t_cross = math.ceil(math.log(math.sqrt(1 / (kappa**2 * B)) / x0) / math.log(1 - lr))
     assert S[t_cross - 1] < 0.5

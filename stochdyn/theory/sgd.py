@@ -1032,7 +1032,8 @@ def _norm_test_kernel(x: np.ndarray, y: np.ndarray, lr: float, B: int, theta: fl
 
 
 def norm_test_survival(x0: float, lr: float, batch_size: int, theta: float, n_steps: int, *, noise_std: float = 1.0,
-                       curvature: float = 1.0, points_per_width: int = 12) -> np.ndarray:
+                       curvature: float = 1.0, points_per_width: int = 12,
+                       switch_snr: bool = False) -> np.ndarray | tuple[np.ndarray, float]:
     r"""P(the norm test has not fired in the first t steps), t = 0..n_steps, for Gaussian per-draw gradients.
 
     Model: :math:`U = \tfrac h2 x^2` and i.i.d. per-draw gradients :math:`g_j\sim\mathcal N(hx,\sigma^2)`;
@@ -1053,6 +1054,11 @@ def norm_test_survival(x0: float, lr: float, batch_size: int, theta: float, n_st
     non-central F(1, B−1; λ) with λ = :math:`Bh^2x^2/\sigma^2` the exact SNR, of mean
     :math:`(1+\lambda)(B-1)/(B-3)`: it overestimates the SNR by about one, so the test fires around
     :math:`\lambda\approx 1/\vartheta^2 - 1`, not at :math:`\lambda = 1/\vartheta^2`.
+
+    With ``switch_snr=True`` also returns the mean exact SNR :math:`E[\lambda(x_{T-1})\mid T\le n]` at the
+    parameters where the test fired (T the first firing step):
+    :math:`\sum_t\int f_{t-1}(x)\,P(\text{fire}\mid x)\,\lambda(x)\,dx / P(T\le n)`, with
+    :math:`P(\text{fire}\mid x) = 1-\int k(x,x')\,dx'` from the same kernel.
     """
     owner = "norm_test_survival"
     B = check_int("batch_size", batch_size, owner, ge=2)
@@ -1075,9 +1081,17 @@ def norm_test_survival(x0: float, lr: float, batch_size: int, theta: float, n_st
     wts = np.full(grid.size, dx)
     wts[[0, -1]] *= 0.5
     out = np.ones(n + 1)
+    fire = 1.0 - K @ wts  # P(fire | x) on the grid
+    lam = B * (h * grid / s) ** 2
+    lam0 = B * (h * x0 / s) ** 2
+    acc = 0.0
     for t in range(1, n + 1):
         out[t] = float(wts @ f)
+        acc += (1.0 - out[1]) * lam0 if t == 1 else float((f_prev * wts * fire) @ lam)
+        f_prev = f
         f = (f * wts) @ K
+    if switch_snr:
+        return out, acc / (1.0 - out[-1])
     return out
 
 
