@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import stochdyn as sd
 from stochdyn import theory as th
@@ -105,6 +106,52 @@ def test_em_mfpt_quadrature_has_converged_and_tends_to_the_continuous_limit():
     assert th.em_mfpt_1d(DW, 1.0, -1.0, T, 0.02) == pytest.approx(th.em_mfpt_1d(DW, -1.0, 1.0, T, 0.02), rel=1e-9)
 
 
+def _transition_rate(ds, source, target, window):
+    """Transitions source -> target per unit time committed to source, counted like a long-run experiment:
+    each replica's first stay is dropped, stays beginning before ``window`` are followed to their end (a
+    stopping-time rule, so Wald's identity makes sum(durations) / sum(counts) consistent). A stay still
+    running at the end counts with its observed duration: with 10 mean stays of margin, a bias < e^-10."""
+    ev = sd.analysis.passage_times(ds, source, target)
+    rep = ev.replica.values
+    first = np.zeros(rep.size, dtype=bool)
+    first[np.unique(rep, return_index=True)[1]] = True
+    use = ~first & (ev.start_time.values < window)  # Euler-Maruyama's time coordinate is step * dt
+    R = ds.sizes["replica"]
+    n = np.bincount(rep[use], minlength=R).astype(float)
+    t = np.bincount(rep[use], weights=ev.duration.values[use], minlength=R)
+    est = sd.analysis.ratio(xr.DataArray(n, dims="replica"), xr.DataArray(t, dims="replica"), dims="replica")
+    return float(est.value), float(est.standard_error)
+
+
+def test_em_transition_rates_match_a_long_run_and_not_continuous_time():
+    land = sd.landscapes.DoubleWell(dim=1, tilt=0.15)
+    T, dt = 0.5, 0.075  # k dt = 0.6 in the wells: escapes are ~15 % faster than in continuous time
+    k_lr, k_rl = th.em_transition_rates_1d(land, -1.0, 1.0, T, dt)
+    window = 800.0
+    n = int((window + 10 / min(k_lr, k_rl)) / dt)
+    ds = sd.simulate(sd.EulerMaruyama(dt=dt, temperature=T), land, x0=[-1.0], n_replicas=100, n_steps=n, rng=13)
+    left, right = sd.analysis.interval(0, high=-1.0), sd.analysis.interval(0, low=1.0)
+    for exact, source, target, a, b in ((k_lr, left, right, -1.0, 1.0), (k_rl, right, left, 1.0, -1.0)):
+        v, se = _transition_rate(ds, source, target, window)
+        assert abs(v - exact) < N_SE * se, f"{v:.5g} ± {se:.2g} vs exact {exact:.5g}"
+        assert abs(1 / th.mfpt_1d(land, a, b, T) - exact) > 5 * se
+
+
+def test_em_transition_rates_agree_with_the_mean_first_passage_from_the_minimum():
+    # symmetric: equal rates; the mean stay differs from the MFPT from the minimum only through where
+    # stays begin (the entrance records lie a little beyond the minimum), here by < 1 %
+    k_lr, k_rl = th.em_transition_rates_1d(DW, -1.0, 1.0, 0.5, 0.02, record_every=3)
+    assert k_lr == pytest.approx(k_rl, rel=1e-9)
+    assert 1 / k_lr == pytest.approx(th.em_mfpt_1d(DW, -1.0, 1.0, 0.5, 0.02, record_every=3), rel=0.01)
+    fine = th.em_transition_rates_1d(DW, -1.0, 1.0, 0.5, 0.02, record_every=3, cells_per_sigma=4)[0]
+    assert fine == pytest.approx(k_lr, rel=1e-9)
+
+
+def test_em_transition_rates_refuse_a_leaking_step():
+    with pytest.raises(ValueError, match="leaves the interval"):
+        th.em_transition_rates_1d(DW, -1.0, 1.0, 0.5, 0.14)
+
+
 def test_em_mfpt_validates():
     with pytest.raises(ValueError, match="record_every"):
         th.em_mfpt_1d(DW, -1.0, 1.0, 0.5, 0.01, record_every=0)
@@ -163,8 +210,6 @@ def test_configurational_temperature_of_a_gaussian_law():
     assert abs(exact - th.equipartition_temperature(H, C)) > 0.05
     x = np.random.default_rng(0).multivariate_normal([0.0, 0.0], C, size=(400, 50))
     land = sd.landscapes.Harmonic(hessian=H)
-    import xarray as xr
-
     ds = xr.Dataset({"x": (("replica", "time", "dim"), x)})
     est = sd.analysis.configurational_temperature(ds, land)
     assert abs(float(est.value) - exact) < N_SE * float(est.standard_error)

@@ -253,6 +253,20 @@ def _em_step_kernel(dU: Callable, dt: float, T: float, src: np.ndarray, dst: np.
     return np.exp(-0.5 * z * z) * (w_dst[None, :] / (sigma * math.sqrt(2.0 * math.pi)))
 
 
+def _sparse(P: Any) -> Any:
+    """CSR copy of a kernel matrix without its negligible entries (< 1e-20: each row sums to at most 1),
+    so that solves and products cost O(n x bandwidth) and run single-threaded."""
+    from scipy import sparse
+
+    P = sparse.csr_matrix(P)
+    P.data[P.data < _DROP] = 0.0
+    P.eliminate_zeros()
+    return P
+
+
+_DROP = 1e-20
+
+
 def _check_em_args(temperature: float, dt: float) -> tuple[float, float]:
     T, h = float(temperature), float(dt)
     if not T > 0:
@@ -333,14 +347,99 @@ def em_mfpt_1d(potential: Any, start: float, target: float, temperature: float, 
     sigma = math.sqrt(2.0 * T * h)
     x, w = _em_nodes([lo, b, hi], sigma, cells_per_sigma, max_nodes)
     P = _em_step_kernel(dV, h, T, x, x, w)
-    Pm = np.linalg.matrix_power(P, m - 1) if m > 1 else None
+    row = _em_step_kernel(dV, h, T, np.array([x0]), x, w)[0]  # one step from the start (a record)
     inside = x < b
-    Pn = (P @ Pm if Pm is not None else P)[np.ix_(inside, inside)]
-    tau = np.linalg.solve(np.eye(Pn.shape[0]) - Pn, np.full(Pn.shape[0], m * h))
-    row = _em_step_kernel(dV, h, T, np.array([x0]), x, w)
-    if Pm is not None:
-        row = row @ Pm
-    return float(m * h + row[0, inside] @ tau)
+    Pm1 = np.linalg.matrix_power(P, m - 1)  # the chain may cross the target unseen between records
+    tau = _solve_sparse_identity_minus(P @ Pm1 if m > 1 else P, inside, np.full(int(inside.sum()), m * h))
+    return float(m * h + (row @ Pm1)[inside] @ tau)
+
+
+def _solve_sparse_identity_minus(P: np.ndarray, keep: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve (I - P[keep, keep]) v = rhs with a sparse LU (the kernels are banded; dense LU is slower and
+    multi-threaded BLAS degrades badly on a shared machine)."""
+    from scipy import sparse
+    from scipy.sparse.linalg import splu
+
+    idx = np.flatnonzero(keep)
+    Pn = _sparse(P[np.ix_(idx, idx)])
+    return splu(sparse.csc_matrix(sparse.identity(idx.size) - Pn)).solve(rhs)
 
 
 __all__ += ["em_mfpt_1d"]
+
+
+def em_transition_rates_1d(potential: Any, left: float, right: float, temperature: float, dt: float, *,
+                           record_every: int = 1, bounds: tuple[float, float] | None = None, coordinate: int = 0,
+                           gradient: Callable | None = None, cells_per_sigma: float = 2.0,
+                           max_nodes: int = 4000) -> tuple[float, float]:
+    r"""Exact transition rates between the cores :math:`x\le` ``left`` and :math:`x\ge` ``right`` of the
+    stationary 1-D Euler–Maruyama chain, counted at its recorded steps.
+
+    Label each record :math:`Y_k = x_{km}` (m = ``record_every``) by the core it visited last,
+    :math:`L_k`; :math:`(Y_k, L_k)` is a Markov chain with the m-step kernel :math:`P_m`. With its
+    stationary law :math:`\pi(y, L)`, the left → right transitions per unit time are
+    :math:`J = \sum_y \pi(y,\mathrm{left})\,P_m(y, C_{\rm right})/(m\Delta t)` and the probability of
+    being committed to the left core is :math:`p = \sum_y\pi(y,\mathrm{left})`, so
+
+    .. math::
+        k_{\rm left\to right} = J/p,
+
+    the transitions per unit time spent committed to the left core: what counting transitions in a long
+    run (:func:`stochdyn.analysis.passage_times`) measures. By renewal–reward, :math:`1/k` is the mean
+    duration of a stay, from its entrance record into the left core to the first record in the right
+    one — :func:`em_mfpt_1d` averaged over the entrance points, which it approaches when the core's
+    minimum lies deep inside it (:math:`1/k \to` :func:`mfpt_1d` between the cores' edges, then
+    Kramers, as Δt → 0 and the barrier grows). Nyström discretisation as in :func:`em_mfpt_1d`
+    (the nodes' quadrature makes :math:`P_m` a finite stochastic matrix whose stationary vector is found
+    by inverse iteration). Raises if the chain leaves the interval at a rate that is not negligible
+    against the transitions (Euler–Maruyama's overshoot for a superlinear force at a large step).
+
+    Returns
+    -------
+    (float, float)
+        :math:`k_{\rm left\to right}`, :math:`k_{\rm right\to left}`, in 1/time.
+    """
+    T, h = _check_em_args(temperature, dt)
+    m = int(record_every)
+    if m < 1 or m != record_every:
+        raise ValueError(f"The 'record_every' parameter must be an integer >= 1. Got {record_every}.")
+    a, b = float(left), float(right)
+    if not a < b:
+        raise ValueError(f"'left' must be < 'right'. Got {left}, {right}.")
+    U, dU = _potential_and_derivative(potential, coordinate, gradient)
+    sigma = math.sqrt(2.0 * T * h)
+    if bounds is None:
+        lo = _far_wall(U, a, T) - 10.0 * sigma
+        hi = -_far_wall(lambda s: U(-np.asarray(s)), -b, T) + 10.0 * sigma
+    else:
+        lo, hi = sorted(float(v) for v in bounds)
+    x, w = _em_nodes([lo, a, b, hi], sigma, cells_per_sigma, max_nodes)
+    Pm = np.linalg.matrix_power(_em_step_kernel(dU, h, T, x, x, w), m)
+    n = x.size
+    in_a, in_b = x < a, x > b  # a cell edge lies on each boundary, so no node sits on one
+    keep = ~(in_a | in_b)
+    # (y, L) -> (y', L'): L' = the core y' lies in, else L
+    M = np.zeros((2 * n, 2 * n))
+    for L in (0, 1):
+        M[L * n:(L + 1) * n, :n] = Pm * (in_a | (keep & (L == 0)))[None, :]
+        M[L * n:(L + 1) * n, n:] = Pm * (in_b | (keep & (L == 1)))[None, :]
+    from scipy import sparse
+    from scipy.sparse.linalg import splu
+
+    lu = splu(sparse.csc_matrix(_sparse(M.T) - (1.0 + 1e-10) * sparse.identity(2 * n)))
+    pi = np.ones(2 * n)
+    for _ in range(4):
+        pi = lu.solve(pi)
+        pi /= pi.sum()
+    pa, pb = pi[:n], pi[n:]
+    j_ab = float(pa @ Pm[:, in_b].sum(axis=1))
+    j_ba = float(pb @ Pm[:, in_a].sum(axis=1))
+    leak = float(pi @ (1.0 - np.concatenate([Pm.sum(axis=1)] * 2)))  # leaves the interval (e.g. EM overshoot)
+    if leak > 1e-3 * min(j_ab, j_ba):
+        raise ValueError(f"The chain leaves the interval (probability {leak:.3g} per record) about as often as it "
+                         f"changes core ({min(j_ab, j_ba):.3g}): widen 'bounds', or the step is beyond the range "
+                         "where the chain is (quasi-)stationary.")
+    return j_ab / (pa.sum() * m * h), j_ba / (pb.sum() * m * h)
+
+
+__all__ += ["em_transition_rates_1d"]

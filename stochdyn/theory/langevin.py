@@ -261,7 +261,7 @@ def em_stationary_density_1d(potential, dt: float, temperature: float, *, bounds
     -------
     GridDensity
     """
-    from .escape import _check_em_args, _em_nodes, _em_step_kernel, _far_wall, _potential_and_derivative
+    from .escape import _check_em_args, _em_nodes, _em_step_kernel, _far_wall, _potential_and_derivative, _sparse
 
     T, h = _check_em_args(temperature, dt)
     U, dU = _potential_and_derivative(potential, coordinate, gradient)
@@ -272,18 +272,19 @@ def em_stationary_density_1d(potential, dt: float, temperature: float, *, bounds
     else:
         lo, hi = sorted(float(v) for v in bounds)
     x, w = _em_nodes([lo, hi], sigma, cells_per_sigma, max_nodes)
-    P = _em_step_kernel(dU, h, T, x, x, w)  # P[j, i] = p(x_i | x_j) w_i
-    from scipy import linalg
+    from scipy import sparse
+    from scipy.sparse.linalg import splu
 
+    P = _sparse(_em_step_kernel(dU, h, T, x, x, w))  # P[j, i] = p(x_i | x_j) w_i
     # pi = K pi with K_ij = p(x_i | x_j) w_j: the eigenvector of K's largest eigenvalue (1, or 1 - leak),
     # by inverse iteration with a shift just above 1 (the next eigenvalue is 1 - O(dt * slowest rate))
-    K = P.T * (w[None, :] / w[:, None])
-    lu = linalg.lu_factor(K - (1.0 + 1e-10) * np.eye(x.size))
+    K = sparse.diags(1.0 / w) @ P.T @ sparse.diags(w)
+    lu = splu((K - (1.0 + 1e-10) * sparse.identity(x.size)).tocsc())
     pi = np.ones(x.size)
     for _ in range(4):
-        pi = linalg.lu_solve(lu, pi)
+        pi = lu.solve(pi)
         pi /= np.sum(w * pi)
-    leak = float(np.sum(w * pi * (1.0 - P.sum(axis=1))))
+    leak = float(np.sum(w * pi * (1.0 - np.asarray(P.sum(axis=1)).ravel())))
 
     def interpolant(s: np.ndarray) -> np.ndarray:
         flat = np.atleast_1d(s).ravel()
