@@ -144,7 +144,11 @@ def quantile_bands(obj: xr.Dataset | xr.DataArray, var: str | None = None, *,
         raise ValidationError(f"The 'quantiles' parameter of quantile_bands must lie in [0, 1]. Got {list(quantiles)}.")
     if da.chunks is not None:
         da = da.chunk({d: -1 for d in dims})
-    out = da.quantile(q, dim=dims, skipna=True)
+    import warnings
+
+    with warnings.catch_warnings():  # a time where every replica is NaN (e.g. a loss not defined at step 0) is NaN
+        warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
+        out = da.quantile(q, dim=dims, skipna=True)
     return out.assign_attrs(da.attrs)
 
 
