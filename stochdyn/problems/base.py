@@ -254,7 +254,7 @@ class QuadraticForm:
     r"""Mixin for problems whose loss is quadratic: :math:`U(\theta) = \tfrac12\theta^\top H\theta - b^\top\theta + c`.
 
     Per-sample gradients are affine, :math:`\nabla\ell_i = A_i\theta - b_i`, which is what the exact
-    SGD moment theory (:func:`stochdyn.theory.sgd_stationary_moments`) needs. Full-batch values use
+    SGD moment theory (:func:`stochdyn.theory.sgd_moments` and :func:`stochdyn.theory.sgd_stationary_covariance`) needs. Full-batch values use
     the precomputed ``H, b, c`` (cost O(d^2) per point instead of O(N d)).
     """
 

@@ -108,7 +108,7 @@ class LeastSquares(QuadraticForm, Problem):
     :math:`U = \sum_i w_i\ell_i` is quadratic with Hessian :math:`H = \sum_i w_i x_i x_i^\top + \lambda\bar w I`
     (:math:`\bar w=\sum_i w_i`); per-sample gradients are affine,
     :math:`\nabla\ell_i = (x_ix_i^\top+\lambda I)\theta - y_ix_i`, and their covariance depends on θ
-    (multiplicative noise), see :func:`stochdyn.theory.sgd_stationary_moments`.
+    (multiplicative noise), see :func:`stochdyn.theory.sgd_moments` and :func:`stochdyn.theory.sgd_stationary_covariance`.
 
     Parameters
     ----------
