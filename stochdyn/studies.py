@@ -177,6 +177,7 @@ def reproduce(names: list[str] | None = None, out: str | Path = "reproduce-out",
     for name in chosen:
         study = all_studies[name]
         ctx = StudyContext(study, quick, out)
+        matplotlib.rcdefaults()  # a style set by one study never leaks into the next
         t0 = time.perf_counter()
         log(f"[{name}] {study.claim}")
         try:
