@@ -159,40 +159,38 @@ def exponential(s0, s1):
     return -math.log1p(-u), s0, s1
 
 
+_NORMAL, _UNIFORM, _BOXMULLER = 0, 1, 2
+
+
 @njit(cache=True)
+def _fill(kind, state, out):
+    for r in range(out.shape[0]):
+        s0 = state[r, 0]
+        s1 = state[r, 1]
+        for j in range(out.shape[1]):
+            if kind == _NORMAL:
+                out[r, j], s0, s1 = normal(s0, s1)
+            elif kind == _UNIFORM:
+                out[r, j], s0, s1 = uniform(s0, s1)
+            else:
+                out[r, j], s0, s1 = normal_boxmuller(s0, s1)
+        state[r, 0] = s0
+        state[r, 1] = s1
+
+
 def fill_normal(state, out):
     """Fill ``out[r, :]`` with standard normals from replica ``r``'s stream (advances ``state``)."""
-    for r in range(out.shape[0]):
-        s0 = state[r, 0]
-        s1 = state[r, 1]
-        for j in range(out.shape[1]):
-            out[r, j], s0, s1 = normal(s0, s1)
-        state[r, 0] = s0
-        state[r, 1] = s1
+    _fill(_NORMAL, state, out)
 
 
-@njit(cache=True)
 def fill_uniform(state, out):
     """Fill ``out[r, :]`` with uniforms on [0, 1) from replica ``r``'s stream (advances ``state``)."""
-    for r in range(out.shape[0]):
-        s0 = state[r, 0]
-        s1 = state[r, 1]
-        for j in range(out.shape[1]):
-            out[r, j], s0, s1 = uniform(s0, s1)
-        state[r, 0] = s0
-        state[r, 1] = s1
+    _fill(_UNIFORM, state, out)
 
 
-@njit(cache=True)
 def fill_normal_boxmuller(state, out):
     """As :func:`fill_normal` with the Box–Muller sampler (for tests and benchmarks)."""
-    for r in range(out.shape[0]):
-        s0 = state[r, 0]
-        s1 = state[r, 1]
-        for j in range(out.shape[1]):
-            out[r, j], s0, s1 = normal_boxmuller(s0, s1)
-        state[r, 0] = s0
-        state[r, 1] = s1
+    _fill(_BOXMULLER, state, out)
 
 
 @njit(cache=True)
