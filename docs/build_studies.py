@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out)
     studies = find_studies(ROOT / "analyses")
-    names = args.names or list(studies)
+    names = args.names or sorted(studies, key=lambda n: (not n.startswith("showcase"), n))  # the poster first
     if not args.names and out.exists():
         shutil.rmtree(out)
     res = reproduce(names, out=out, quick=args.quick, studies_dir=ROOT / "analyses")
