@@ -285,7 +285,8 @@ def summarize(ds, expected: dict[str, float] | None = None) -> str:
     secs = float(ds.attrs.get("elapsed_seconds", float("nan")))
     lines = [
         f"{integ.get('type')} on {targ.get('type')}: {R} replicas x {n_steps} steps "
-        f"in {secs:.2f} s ({R * n_steps / secs:.3g} replica-steps/s), seed {ds.attrs.get('seed')}",
+        f"in {secs:.2f} s ({R * n_steps / secs:.3g} replica-steps/s; the first run in a new environment "
+        f"includes compiling the kernels), seed {ds.attrs.get('seed')}",
         f"diverged replicas: {int(ds['diverged'].sum())}",
     ]
     if "x" in ds and "dim" in ds["x"].dims and ds["x"].ndim == 3:
