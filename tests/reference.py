@@ -59,3 +59,22 @@ def euler_maruyama_reference(grad, x0, dt, temperature, normals):
     for z in normals:
         x = x - dt * grad(x) + np.sqrt(2 * temperature * dt) * z
     return x
+
+
+def linear_problem(rows):
+    """A finite-sum problem with per-sample loss l_i(theta) = x_i . theta (3 features): constant per-sample
+    gradients x_i, so every mini-batch / compression statistic is a finite enumeration."""
+    import stochdyn as sd
+
+    global _LINEAR3
+    if "_LINEAR3" not in globals():
+        @sd.problems.per_sample_loss(dim=3)
+        def linear3(theta, row, grad):
+            s = 0.0
+            for k in range(3):
+                grad[k] = row[k]
+                s += row[k] * theta[k]
+            return s
+
+        _LINEAR3 = linear3
+    return _LINEAR3(np.asarray(rows, dtype=float))

@@ -9,6 +9,7 @@ import pytest
 
 import stochdyn as sd
 from stochdyn import theory as th
+from reference import linear_problem
 from stochdyn._validation import ValidationError
 
 P = sd.problems
@@ -90,16 +91,7 @@ def _compressor(v, comp, s=1, k=1, rng=None):
 @pytest.mark.parametrize("comp", ["none", "quantize", "sign", "topk"])
 def test_compressed_gradient_moments_by_enumeration(comp):
     rows = np.array([[1.0, -2.0, 0.5], [0.2, 0.1, -1.5], [3.0, 0.0, 0.4]])
-
-    @P.per_sample_loss(dim=3)
-    def linear3(theta, row, grad):
-        s = 0.0
-        for j in range(3):
-            grad[j] = row[j]
-            s += row[j] * theta[j]
-        return s
-
-    prob = linear3(rows)
+    prob = linear_problem(rows)
     B, K = 5, 2  # shares of 3 and 2 draws
     w = sd.Workers(K, comp, levels=2, k=1, error_feedback=False)
     mean, cov = th.compressed_gradient_moments(prob, np.zeros(3), B, w)

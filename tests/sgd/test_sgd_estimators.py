@@ -4,6 +4,7 @@ estimators; the recorded noise statistics; epochs, batch schedules, clipping."""
 
 import numpy as np
 import pytest
+from reference import linear_problem
 from sgd_helpers import Z, assert_within, mean_se, one_step_gradients, trace_var_se
 
 import stochdyn as sd
@@ -88,15 +89,7 @@ def test_sign_and_topk_compression_are_deterministic_with_their_exact_error():
 
 
 def test_error_feedback_makes_top1_track_the_full_gradient():
-    @P.per_sample_loss(dim=3)
-    def linear(theta, row, grad):
-        s = 0.0
-        for k in range(3):
-            grad[k] = row[k]
-            s += row[k] * theta[k]
-        return s
-
-    prob = linear(np.array([[3.0, 2.0, 1.0]]))
+    prob = linear_problem([[3.0, 2.0, 1.0]])
     g = np.array([3.0, 2.0, 1.0])
     n = 60
     for ef in (False, True):
