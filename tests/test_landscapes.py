@@ -73,11 +73,11 @@ def test_changing_parameters_or_landscape_never_recompiles():
     ens = dict(n_replicas=8, n_steps=10, rng=0)
     integ = sd.EulerMaruyama(dt=1e-3)
     sd.simulate(integ, L.DoubleWell(dim=2), **ens)
-    n_sig = len(lk.overdamped.signatures)
+    n_sig = len(lk.euler_maruyama.signatures)
     for land in (L.DoubleWell(dim=2, barrier=3.0), L.DoubleWell(dim=5, tilt=1.0), L.Harmonic(stiffness=[1.0, 2.0]),
                  L.MuellerBrown(scale=0.1), L.Rastrigin(dim=3)):
         sd.simulate(integ, land, **ens)
-    assert len(lk.overdamped.signatures) == n_sig
+    assert len(lk.euler_maruyama.signatures) == n_sig
 
 
 def test_user_landscape_decorator_runs_and_takes_parameters():
