@@ -19,8 +19,8 @@ initial state first (how the driver's initial record is made, with the same comp
 
 Halting. ``live[j]`` says whether replica ``r0 + j`` still moves: a frozen replica's state is not
 updated and its random stream not advanced. Today a replica freezes when it diverges: right after
-an evaluation, a live replica whose position, energy or gradient is not finite is set to NaN and the
-step written to ``diverged`` (:func:`_check`). A per-replica stopping rule would freeze a replica the
+an evaluation, a live replica whose position or energy is not finite is set to NaN and the step
+written to ``diverged`` (:func:`_check`). A per-replica stopping rule would freeze a replica the
 same way at the same place, keeping its state instead of NaN (see ``docs/design.md``).
 """
 
@@ -74,31 +74,31 @@ def _evaluate(fn, theta, X, G, E, n):
     fn(row_ptr(X, 0), row_ptr(G, 0), row_ptr(E, 0), n, X.shape[0], X.shape[1], row_ptr(theta, 0), theta.shape[0])
 
 
-@njit(inline="always", cache=True)
-def _check(X, G, E, Z, V, live, diverged, r0, n, step):
-    """Freeze every live replica whose position, energy or gradient is not finite.
+@njit(cache=True)
+def _check(X, E, Z, V, live, diverged, r0, n, step):
+    """Freeze every live replica whose position or energy is not finite; reset ``Z``.
 
-    ``Z[j] = 0*U + sum_i (0*x_i + 0*g_i)`` is 0 when all are finite and NaN otherwise (0*inf is
-    NaN), so the test is one vectorised pass and cannot overflow. A frozen replica gets NaN in
-    ``X`` and ``V`` (the velocity for BAOAB; pass ``X`` again otherwise) and ``diverged = step``.
+    On entry ``Z[j] = sum_i 0*x_i`` (accumulated by the update loop as it writes the new
+    positions; :func:`_begin` for the initial state); adding ``0*U`` gives 0 when all are finite
+    and NaN otherwise (0*inf is NaN): vectorised, and it cannot overflow. (A non-finite gradient
+    makes the next position non-finite, flagged one step later.) A frozen replica gets NaN in ``X``
+    and ``V`` (the velocity for BAOAB; pass ``X`` again otherwise) and ``diverged = step``.
     """
-    d = X.shape[0]
-    for j in range(n):
-        Z[j] = E[j] * 0.0
-    for i in range(d):
-        for j in range(n):
-            Z[j] += X[i, j] * 0.0 + G[i, j] * 0.0
     bad = False
     for j in range(n):
-        bad |= live[j] & (Z[j] != 0.0)
+        z = Z[j] + E[j] * 0.0
+        Z[j] = z
+        bad |= live[j] & (z != 0.0)
     if bad:
         for j in range(n):
             if live[j] and Z[j] != 0.0:
                 live[j] = False
                 diverged[r0 + j] = step
-                for i in range(d):
+                for i in range(X.shape[0]):
                     X[i, j] = np.nan
                     V[i, j] = np.nan
+    for j in range(n):
+        Z[j] = 0.0
 
 
 @njit(inline="always", cache=True)
@@ -106,6 +106,11 @@ def _begin(fn, theta, x, rng, diverged, X, G, E, Z, V, S0, S1, live, r0, n, step
     """Load a block, evaluate and check its state at ``step0``, write it as record ``k0`` if asked;
     return the next record index."""
     _load(x, rng, diverged, X, S0, S1, live, r0, n)
+    for j in range(n):
+        Z[j] = 0.0
+    for i in range(X.shape[0]):
+        for j in range(n):
+            Z[j] += X[i, j] * 0.0
     _evaluate_check(fn, theta, X, G, E, Z, V, live, diverged, r0, n, step0)
     if record_first:
         _record(X, E, diverged, out_x, out_e, r0, n, k0)
@@ -116,10 +121,10 @@ def _begin(fn, theta, x, rng, diverged, X, G, E, Z, V, S0, S1, live, r0, n, step
 @njit(inline="always", cache=True)
 def _evaluate_check(fn, theta, X, G, E, Z, V, live, diverged, r0, n, step):
     _evaluate(fn, theta, X, G, E, n)
-    _check(X, G, E, Z, V, live, diverged, r0, n, step)
+    _check(X, E, Z, V, live, diverged, r0, n, step)
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def _record(X, E, diverged, out_x, out_e, r0, n, k):
     for j in range(n):
         for i in range(X.shape[0]):
@@ -167,6 +172,7 @@ def euler_maruyama(fn, theta, x, rng, diverged, sigma, dt, step0, n_steps, recor
                 for j in range(n):
                     xn = X[i, j] - dt * G[i, j] + si * W[j]
                     X[i, j] = xn if live[j] else X[i, j]
+                    Z[j] += xn * 0.0
             _evaluate_check(fn, theta, X, G, E, Z, X, live, diverged, r0, n, step0 + s + 1)
             countdown -= 1
             if countdown == 0:
@@ -200,6 +206,7 @@ def euler_maruyama_full(fn, theta, x, rng, diverged, chol, dt, step0, n_steps, r
                 for j in range(n):
                     xn = X[i, j] - dt * G[i, j] + C[j]
                     X[i, j] = xn if live[j] else X[i, j]
+                    Z[j] += xn * 0.0
             _evaluate_check(fn, theta, X, G, E, Z, X, live, diverged, r0, n, step0 + s + 1)
             countdown -= 1
             if countdown == 0:
@@ -229,6 +236,7 @@ def leimkuhler_matthews(fn, theta, x, xi, rng, diverged, sigma, dt, step0, n_ste
                     xn = X[i, j] - dt * G[i, j] + si * (0.5 * (XI[i, j] + W[j]))
                     X[i, j] = xn if live[j] else X[i, j]
                     XI[i, j] = W[j] if live[j] else XI[i, j]
+                    Z[j] += xn * 0.0
             _evaluate_check(fn, theta, X, G, E, Z, X, live, diverged, r0, n, step0 + s + 1)
             countdown -= 1
             if countdown == 0:
@@ -271,6 +279,7 @@ def baoab(fn, theta, x, v, rng, diverged, inv_mass, c, vscale, dt, step0, n_step
                     xn = xi + h * vi
                     X[i, j] = xn if live[j] else X[i, j]
                     V[i, j] = vi if live[j] else V[i, j]
+                    Z[j] += xn * 0.0
             _evaluate_check(fn, theta, X, G, E, Z, V, live, diverged, r0, n, step0 + s + 1)
             for i in range(d):
                 hm = h * inv_mass[i]
