@@ -4,6 +4,7 @@ thread pool that runs serial (``nogil``) kernels over contiguous ranges of repli
 from __future__ import annotations
 
 import atexit
+import os
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable
 
@@ -99,13 +100,17 @@ def eval_block(fn, theta, x, grad, value):
 
 # -- threads ------------------------------------------------------------------------------------
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID = -1
 
 
 def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
+    """The worker threads (``NUMBA_NUM_THREADS - 1`` of them), made on first use and again in a
+    forked child (threads do not survive a fork)."""
+    global _POOL, _POOL_PID
+    if _POOL is None or _POOL_PID != os.getpid():
         _POOL = ThreadPoolExecutor(max_workers=max(1, numba.config.NUMBA_NUM_THREADS - 1),
                                    thread_name_prefix="stochdyn")
+        _POOL_PID = os.getpid()
         atexit.register(_POOL.shutdown)
     return _POOL
 
