@@ -198,10 +198,11 @@ def simulate(
     attrs = run_attrs(integrator, target, run, key.attrs())
     steps = np.arange(n_records, dtype=np.int64) * record_every
     times = integrator.time_of_step(steps)
-    # from here on a first run compiles kernels: say so once, before it starts (stopped after the run)
-    compiling = CompileWatch(f"{integrator.name} on {target.name}", integrator.family).start()
+    # a first run compiles kernels (in init_state and in the run loop): say so once, before it starts
+    compiling = CompileWatch(f"{integrator.name} on {target.name}", integrator.family)
     t0 = _time.perf_counter()
-    state = integrator.init_state(target, x0_arr, key.streams(ids))
+    with compiling:
+        state = integrator.init_state(target, x0_arr, key.streams(ids))
     k = 0
     if store_path is None:
         recorder: Any = MemoryRecorder(variables, R, n_records)
@@ -226,6 +227,7 @@ def simulate(
     bar = progress_bar(progress, n_steps, float(R) * (n_steps - state.step), f"{integrator.name} on {target.name}")
     compiling.bar = bar
     bar.update(state.step)
+    compiling.start()
     try:
         while k < n_records:
             n_rec = min(c, n_records - k)
