@@ -283,10 +283,11 @@ def summarize(ds, expected: dict[str, float] | None = None) -> str:
     R = ds.sizes["replica"]
     n_steps = int(ds["step"].values[-1])
     secs = float(ds.attrs.get("elapsed_seconds", float("nan")))
+    compiled = float(ds.attrs.get("compile_seconds", 0.0))
+    note = f"; includes {compiled:.1f} s compiling the kernels, done once per environment" if compiled > 0 else ""
     lines = [
         f"{integ.get('type')} on {targ.get('type')}: {R} replicas x {n_steps} steps "
-        f"in {secs:.2f} s ({R * n_steps / secs:.3g} replica-steps/s; the first run in a new environment "
-        f"includes compiling the kernels), seed {ds.attrs.get('seed')}",
+        f"in {secs:.2f} s ({R * n_steps / secs:.3g} replica-steps/s{note}), seed {ds.attrs.get('seed')}",
         f"diverged replicas: {int(ds['diverged'].sum())}",
     ]
     if "x" in ds and "dim" in ds["x"].dims and ds["x"].ndim == 3:

@@ -50,3 +50,40 @@ def test_every_replica_diverging_is_still_not_a_crash():
         ds = sd.simulate(sd.EulerMaruyama(dt=2.5), L.Harmonic(stiffness=1.0, dim=2), x0=[1.0, 1.0],
                          n_replicas=4, n_steps=3000, record_every=1000, rng=0)
     assert ds.diverged.all() and np.isnan(ds.x.isel(time=-1)).all()
+
+
+@L.landscape(dim=1, check_points=[[-1.0], [0.0], [0.5]])
+def cliff(x, grad):
+    grad[0] = -1.0
+    return -x[0] if x[0] < 1.0 else np.nan  # the energy is NaN beyond x = 1, the gradient never
+
+
+@L.landscape(dim=1)
+def slope(x, grad):
+    grad[0] = -1.0
+    return -x[0]
+
+
+@pytest.mark.parametrize("name", INTEGRATORS)
+def test_non_finite_energy_is_flagged_like_a_non_finite_state(name):
+    # cliff and slope have the same gradient, so the chains are identical until a replica first
+    # reaches x >= 1, where cliff's energy is NaN: that replica must be frozen and flagged at exactly
+    # that step, and every other record must be the slope run's, bit for bit
+    integ = {"EulerMaruyama": sd.EulerMaruyama(dt=0.01, temperature=0.1),
+             "LeimkuhlerMatthews": sd.LeimkuhlerMatthews(dt=0.01, temperature=0.1),
+             "BAOAB": sd.BAOAB(dt=0.01, temperature=0.1, friction=2.0)}[name]
+    x0 = np.array([[-0.5], [0.0], [0.5], [0.9]])
+    run = dict(x0=x0, n_replicas=4, n_steps=300, record_every=1, rng=5)
+    ref = sd.simulate(integ, slope(), **run)
+    first = [int(np.argmax(ref.x.values[r, :, 0] >= 1.0)) if np.any(ref.x.values[r, :, 0] >= 1.0) else -1
+             for r in range(4)]
+    assert sum(f > 0 for f in first) >= 2, "the test needs replicas that cross x = 1"
+    with pytest.warns(sd.DivergenceWarning):
+        ds = sd.simulate(integ, cliff(), **run)
+    np.testing.assert_array_equal(ds.diverged_step.values, first)
+    for r, f in enumerate(first):
+        before = slice(None) if f < 0 else slice(0, f)
+        np.testing.assert_array_equal(ds.x.values[r, before], ref.x.values[r, before])
+        np.testing.assert_array_equal(ds.energy.values[r, before], ref.energy.values[r, before])
+        if f >= 0:
+            assert np.all(np.isnan(ds.x.values[r, f:])) and np.all(np.isnan(ds.energy.values[r, f:]))

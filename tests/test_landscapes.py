@@ -5,8 +5,10 @@ import pickle
 
 import numpy as np
 import pytest
+from numba import njit
 
 import stochdyn as sd
+from stochdyn._numba_utils import row_ptr
 from stochdyn.integrators._kernels import langevin as lk
 from stochdyn.landscapes import check_gradient
 
@@ -55,6 +57,41 @@ def test_gradient_matches_finite_differences(land, reference):
     check_gradient(land, _points(land, seed=1), rtol=1e-6)
 
 
+@njit
+def _columns(fn, theta, X, G, V, n):
+    fn(row_ptr(X, 0), row_ptr(G, 0), row_ptr(V, 0), n, X.shape[0], X.shape[1], row_ptr(theta, 0), theta.shape[0])
+
+
+@L.landscape(dim=2)
+def tilted_quartic_cols(x, grad, a=1.5):
+    grad[0] = a * x[0] + 0.2
+    grad[1] = x[1] ** 3
+    return 0.5 * a * x[0] ** 2 + 0.2 * x[0] + 0.25 * x[1] ** 4
+
+
+class RowsOnlyDoubleWell(L.DoubleWell):
+    """A subclass that brings its own block function only: it gets a generated columns function."""
+
+    _block = L.DoubleWell._block
+
+
+def test_columns_entry_point_gives_the_same_numbers_as_the_rows_one():
+    # the Langevin kernels evaluate landscapes by coordinate (compiled_columns); every landscape must
+    # give there exactly (bit for bit) what its row-major block function gives
+    lands = [c[0] for c in CASES] + [tilted_quartic_cols(a=0.7), RowsOnlyDoubleWell(dim=3, tilt=0.2)]
+    for land in lands:
+        x = _points(land, n=13, seed=2)
+        value, grad = land.value_and_grad(x)
+        X = np.zeros((land.dim, 16))  # leading dimension 16 > n: only the first 13 columns are points
+        X[:, :13] = x.T
+        G = np.zeros_like(X)
+        V = np.zeros(13)
+        _columns(land.compiled_columns, land.theta, X, G, V, 13)
+        np.testing.assert_array_equal(V, value, err_msg=land.name)
+        np.testing.assert_array_equal(G[:, :13], grad.T, err_msg=land.name)
+    assert RowsOnlyDoubleWell.__dict__.get("_columns_generated") is not None  # the fallback was used
+
+
 @pytest.mark.parametrize("land, reference", CASES[:4], ids=IDS[:4])
 def test_vectorised_over_leading_axes(land, reference):
     x = _points(land, n=24).reshape(2, 3, 4, land.dim)
@@ -73,11 +110,11 @@ def test_changing_parameters_or_landscape_never_recompiles():
     ens = dict(n_replicas=8, n_steps=10, rng=0)
     integ = sd.EulerMaruyama(dt=1e-3)
     sd.simulate(integ, L.DoubleWell(dim=2), **ens)
-    n_sig = len(lk.overdamped.signatures)
+    n_sig = len(lk.euler_maruyama.signatures)
     for land in (L.DoubleWell(dim=2, barrier=3.0), L.DoubleWell(dim=5, tilt=1.0), L.Harmonic(stiffness=[1.0, 2.0]),
                  L.MuellerBrown(scale=0.1), L.Rastrigin(dim=3)):
         sd.simulate(integ, land, **ens)
-    assert len(lk.overdamped.signatures) == n_sig
+    assert len(lk.euler_maruyama.signatures) == n_sig
 
 
 def test_user_landscape_decorator_runs_and_takes_parameters():

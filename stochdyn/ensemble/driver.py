@@ -12,6 +12,7 @@ import numba
 import numpy as np
 import xarray as xr
 
+from .._compile import CompileWatch
 from .._validation import ValidationError, check_int
 from ..integrators.base import Integrator
 from ..io.schema import build_dataset, run_attrs
@@ -197,7 +198,11 @@ def simulate(
     attrs = run_attrs(integrator, target, run, key.attrs())
     steps = np.arange(n_records, dtype=np.int64) * record_every
     times = integrator.time_of_step(steps)
-    state = integrator.init_state(target, x0_arr, key.streams(ids))
+    # a first run compiles kernels (in init_state and in the run loop): say so once, before it starts
+    compiling = CompileWatch(f"{integrator.name} on {target.name}", integrator.family)
+    t0 = _time.perf_counter()
+    with compiling:
+        state = integrator.init_state(target, x0_arr, key.streams(ids))
     k = 0
     if store_path is None:
         recorder: Any = MemoryRecorder(variables, R, n_records)
@@ -220,8 +225,9 @@ def simulate(
     # -- run: chunk j holds records [j*c, (j+1)*c); the first one includes the initial state ------
     block = block_size(R)
     bar = progress_bar(progress, n_steps, float(R) * (n_steps - state.step), f"{integrator.name} on {target.name}")
+    compiling.bar = bar
     bar.update(state.step)
-    t0 = _time.perf_counter()
+    compiling.start()
     try:
         while k < n_records:
             n_rec = min(c, n_records - k)
@@ -239,6 +245,7 @@ def simulate(
             bar.update(n)
     finally:
         bar.close()
+        compiling.stop()
     elapsed = _time.perf_counter() - t0
 
     diverged = state.arrays["diverged"]
@@ -253,8 +260,9 @@ def simulate(
             stacklevel=2,
         )
     attrs["n_diverged"] = n_div
+    attrs["compile_seconds"] = round(compiling.seconds, 3)  # 0 when every kernel came from the cache
     if store_path is not None:
-        recorder.finish(state, n_records, elapsed, {"n_diverged": n_div})
+        recorder.finish(state, n_records, elapsed, {"n_diverged": n_div, "compile_seconds": attrs["compile_seconds"]})
         return recorder.result()
     attrs["elapsed_seconds"] = float(elapsed)
     return build_dataset(variables, recorder.data, ids, steps, times, integrator.time_long_name,

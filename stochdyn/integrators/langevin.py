@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._numba_utils import run_blocks
 from .._validation import ValidationError, check_array, check_choice, check_real, check_spd
 from ..landscapes.base import Landscape
 from ..random._core import fill_normal
@@ -45,6 +46,24 @@ def _validated_scalar_or_vector(name: str, value: Any, owner: str, *, ge: float 
     return as_float_tuple(arr)
 
 
+def lanes(n_replicas: int, d: int) -> int:
+    """Replicas per block of a Langevin kernel: a multiple of 8 (SIMD lanes), 128 unless the block's
+    three (d, B) buffers would outgrow a core's L2 cache (1 MiB), and no more than the replicas need.
+    Measured on a 100-D harmonic well: 16 lanes 5.0 ns per coordinate-step, 64 lanes 3.2 ns, 128
+    lanes 3.0 ns. Results never depend on it."""
+    cap = max(8, min(128, (2**20 // (24 * max(d, 1))) // 8 * 8))
+    return int(min(cap, -(-n_replicas // 8) * 8))
+
+
+def _block_buffers(d: int, B: int) -> tuple[np.ndarray, ...]:
+    """One thread's block buffers: three (d, B) (positions, gradients, and velocities / previous
+    noise / correlated noise), three (B,) floats, the generator words, raw draws and live flags."""
+    f2 = np.empty((3, d, B))
+    f1 = np.empty((3, B))
+    u = np.empty((3, B), dtype=np.uint64)
+    return f2[0], f2[1], f2[2], f1[0], f1[1], f1[2], u[0], u[1], u[2], np.empty(B, dtype=np.bool_)
+
+
 def _position_variables(d: int) -> list[Variable]:
     return [
         Variable("x", ("dim",), (d,), "position", "1"),
@@ -64,19 +83,25 @@ class _Langevin(Integrator):
 
     def _base_state(self, target: Landscape, x0: np.ndarray, rng: np.ndarray) -> State:
         R, d = x0.shape
-        return State(
-            arrays={"x": x0, "rng": rng, "diverged": np.full(R, -1, dtype=np.int64)},
-            scratch={"grad": np.empty((R, d)), "energy": np.empty(R)},
-        )
+        return State(arrays={"x": x0, "rng": rng, "diverged": np.full(R, -1, dtype=np.int64)})
 
     def record(self, target: Landscape, state: State, out: dict[str, np.ndarray], k: int) -> None:
-        x = state.arrays["x"]
-        out["x"][:, k] = x
-        energy = target.value(np.nan_to_num(x))
-        energy[state.arrays["diverged"] >= 0] = np.nan
-        out["energy"][:, k] = energy
-        if "v" in out:
-            out["v"][:, k] = state.arrays["v"]
+        # the kernel itself, for no steps, writing its initial state: the same compiled code
+        self._run(target, state, 0, 1, out, k, True)
+
+    def advance(self, target, state, n_steps, record_every, out, k0, block):
+        self._run(target, state, n_steps, record_every, out, k0, False)
+
+    def _run(self, target: Landscape, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray],
+             k0: int, record_first: bool) -> None:
+        kernel, args = self._kernel(target, state, n_steps, record_every, out, k0, record_first)
+        R, d = state.arrays["x"].shape
+        B = lanes(R, d)
+        run_blocks(kernel, args, -(-R // B), lambda: _block_buffers(d, B))
+
+    def _kernel(self, target, state, n_steps, record_every, out, k0, record_first) -> tuple[Any, tuple]:
+        """The kernel and its arguments up to the block size (see ``_kernels/langevin.py``)."""
+        raise NotImplementedError
 
     def divergence_hint(self, target: Any) -> str:
         return (
@@ -152,17 +177,14 @@ class EulerMaruyama(_Langevin):
         return _position_variables(target.dim)
 
     def init_state(self, target: Landscape, x0: np.ndarray, rng: np.ndarray) -> State:
-        state = self._base_state(target, x0, rng)
-        state.scratch["z"] = np.zeros_like(x0)
-        return state
+        return self._base_state(target, x0, rng)
 
-    def advance(self, target, state, n_steps, record_every, out, k0, block):
+    def _kernel(self, target, state, n_steps, record_every, out, k0, record_first):
         sigma, chol, full = self.noise(target.dim)
-        a, s = state.arrays, state.scratch
-        mode = _k.EM_FULL if full else _k.EM_DIAGONAL
-        _k.overdamped(target.compiled, target.theta, a["x"], s["grad"], s["energy"], a["rng"], a["diverged"],
-                      s["z"], sigma, chol, mode, self.dt, state.step, n_steps, record_every,
-                      out["x"], out["energy"], k0, block)
+        a = state.arrays
+        kernel = _k.euler_maruyama_full if full else _k.euler_maruyama
+        return kernel, (target.compiled_columns, target.theta, a["x"], a["rng"], a["diverged"], chol if full else sigma,
+                        self.dt, state.step, n_steps, record_every, record_first, out["x"], out["energy"], k0)
 
 
 @register_integrator
@@ -209,13 +231,12 @@ class LeimkuhlerMatthews(_Langevin):
         state.arrays["xi"] = xi
         return state
 
-    def advance(self, target, state, n_steps, record_every, out, k0, block):
+    def _kernel(self, target, state, n_steps, record_every, out, k0, record_first):
         T = _per_coordinate("temperature", self.temperature, "LeimkuhlerMatthews", target.dim)
-        a, s = state.arrays, state.scratch
-        d = target.dim
-        _k.overdamped(target.compiled, target.theta, a["x"], s["grad"], s["energy"], a["rng"], a["diverged"],
-                      a["xi"], np.sqrt(2.0 * T * self.dt), np.zeros((d, d)), _k.LEIMKUHLER_MATTHEWS, self.dt,
-                      state.step, n_steps, record_every, out["x"], out["energy"], k0, block)
+        a = state.arrays
+        return _k.leimkuhler_matthews, (target.compiled_columns, target.theta, a["x"], a["xi"], a["rng"],
+                                        a["diverged"], np.sqrt(2.0 * T * self.dt), self.dt, state.step, n_steps,
+                                        record_every, record_first, out["x"], out["energy"], k0)
 
 
 @register_integrator
@@ -277,11 +298,11 @@ class BAOAB(_Langevin):
         state.arrays["v"] = v
         return state
 
-    def advance(self, target, state, n_steps, record_every, out, k0, block):
+    def _kernel(self, target, state, n_steps, record_every, out, k0, record_first):
         m = _per_coordinate("mass", self.mass, "BAOAB", target.dim)
         c = math.exp(-self.friction * self.dt)
         vscale = np.sqrt((1.0 - c * c) * self.temperature / m)
-        a, s = state.arrays, state.scratch
-        _k.baoab(target.compiled, target.theta, a["x"], a["v"], s["grad"], s["energy"], a["rng"], a["diverged"],
-                 1.0 / m, c, vscale, self.dt, state.step, n_steps, record_every, out["x"], out["v"], out["energy"],
-                 k0, block)
+        a = state.arrays
+        return _k.baoab, (target.compiled_columns, target.theta, a["x"], a["v"], a["rng"], a["diverged"], 1.0 / m, c,
+                          vscale, self.dt, state.step, n_steps, record_every, record_first, out["x"], out["v"],
+                          out["energy"], k0)

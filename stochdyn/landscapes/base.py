@@ -6,6 +6,9 @@ A landscape has two faces that share one formula:
   :data:`stochdyn._numba_utils.LANDSCAPE_BLOCK_SIG`) that kernels call on blocks of replicas, with the
   landscape's parameters passed at run time in the float vector ``theta`` — so each integrator
   kernel compiles once for every landscape, and changing parameters never recompiles;
+* the same function on blocks stored by coordinate (:data:`~stochdyn._numba_utils.LANDSCAPE_COLUMNS_SIG`,
+  :attr:`Landscape.compiled_columns`), which Langevin kernels call: a loop over the points of a
+  block is then contiguous and vectorises;
 * NumPy-vectorised :meth:`Landscape.value`, :meth:`Landscape.grad` and
   :meth:`Landscape.value_and_grad` over the leading axes of ``x`` (shape ``(..., dim)``), which call
   the same compiled function.
@@ -35,12 +38,14 @@ def register(cls: type["Landscape"]) -> type["Landscape"]:
 class Landscape:
     """A potential energy U: R^dim -> R with gradient, usable by every stochdyn integrator.
 
-    Subclasses set the class attribute ``_block`` (the compiled block function) and call
-    ``super().__init__(dim, theta, params)`` with the parameter vector the block function reads.
+    Subclasses set the class attribute ``_block`` (the compiled block function), optionally
+    ``_columns`` (the same by coordinate; if absent, one is generated that calls ``_block`` point by
+    point), and call ``super().__init__(dim, theta, params)`` with the parameter vector they read.
     Temperatures elsewhere in stochdyn are in the units of U (k_B = 1).
     """
 
     _block: ClassVar[Any] = None
+    _columns: ClassVar[Any] = None
     #: default plotting window, one (low, high) pair per shown coordinate
     plot_bounds: tuple[tuple[float, float], ...] = ((-2.0, 2.0), (-2.0, 2.0))
 
@@ -79,6 +84,22 @@ class Landscape:
         """The compiled block function (``numba.cfunc``) kernels call (compiled on first use)."""
         block = type(self)._block
         return block.get() if hasattr(block, "get") else block
+
+    @property
+    def compiled_columns(self):
+        """The compiled block function on points stored by coordinate (``LANDSCAPE_COLUMNS_SIG``)."""
+        # the columns function belongs with the block function of the same class (a subclass that
+        # replaces ``_block`` and not ``_columns`` gets the generated one, never its parent's)
+        owner = next(c for c in type(self).__mro__ if "_block" in c.__dict__)
+        block = owner.__dict__.get("_columns")
+        if block is not None:
+            try:
+                return block.get() if hasattr(block, "get") else block
+            except Exception:  # a user function that Numba cannot compile on strided points:
+                owner._columns = None  # use the generated one from now on
+        if owner.__dict__.get("_columns_generated") is None:
+            owner._columns_generated = _columns_from_block(self.compiled)
+        return owner.__dict__["_columns_generated"]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON/TOML-ready description: ``{"type": name, "dim": dim, **params}``."""
@@ -149,6 +170,37 @@ class Landscape:
             hess[:, :, j] = (self.grad(xp) - self.grad(xm)) / (2.0 * h)[:, None]
         hess = 0.5 * (hess + np.swapaxes(hess, 1, 2))
         return hess.reshape(lead + (d, d))
+
+
+_COLUMNS_FROM_BLOCK = """
+def _columns(xp, gp, vp, n, d, ld, tp, nt):
+    x = carray(xp, (d, ld))
+    g = carray(gp, (d, ld))
+    v = carray(vp, (n,))
+    xr = np.empty((1, d))
+    gr = np.empty((1, d))
+    vr = np.empty(1)
+    for r in range(n):
+        for i in range(d):
+            xr[0, i] = x[i, r]
+        _block(row_ptr(xr, 0), row_ptr(gr, 0), row_ptr(vr, 0), 1, d, tp, nt)
+        v[r] = vr[0]
+        for i in range(d):
+            g[i, r] = gr[0, i]
+"""
+
+
+def _columns_from_block(block):
+    """A columns function for a landscape class that only defines the row block function: it copies
+    each point into a row and calls ``block`` on it (correct, slower; compiled once per class and
+    process). Built-in landscapes define their own."""
+    from numba import carray, cfunc
+
+    from .._numba_utils import LANDSCAPE_COLUMNS_SIG, row_ptr
+
+    namespace: dict[str, Any] = {"carray": carray, "np": np, "row_ptr": row_ptr, "_block": block}
+    exec(_COLUMNS_FROM_BLOCK, namespace)
+    return cfunc(LANDSCAPE_COLUMNS_SIG)(namespace["_columns"])
 
 
 def _short(v: Any) -> str:

@@ -1,8 +1,11 @@
 """Built-in landscapes: Harmonic, DoubleWell, MuellerBrown, Rosenbrock, Rastrigin, GaussianMixture.
 
-Each is one row function ``_<name>_row(x, g, th) -> U`` (Numba, writes the gradient into ``g``)
-and a block cfunc that applies it to ``n`` rows; the Python class validates the parameters and
-packs them into ``theta``. Formulas are in the class docstrings.
+Each is one row function ``_<name>_row(x, g, th) -> U`` (Numba, writes the gradient into ``g``),
+a block cfunc that applies it to ``n`` rows and a columns cfunc that applies it to ``n`` points
+stored by coordinate (the Langevin kernels' layout; for ``Harmonic`` and ``DoubleWell`` written
+out coordinate by coordinate so that the loop over points vectorises, with the same operations in
+the same order, hence the same numbers); the Python class validates the parameters and packs them
+into ``theta``. Formulas are in the class docstrings.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 import numpy as np
 from numba import carray, njit
 
-from .._numba_utils import lazy_cfunc
+from .._numba_utils import lazy_cfunc, lazy_columns_cfunc
 from .._validation import ValidationError, check_array, check_choice, check_int, check_real, check_spd
 from .base import Landscape, register
 
@@ -52,6 +55,28 @@ def _harmonic_block(xp, gp, vp, n, d, tp, nt):
         v[r] = _harmonic_row(x[r], g[r], th)
 
 
+@lazy_columns_cfunc
+def _harmonic_columns(xp, gp, vp, n, d, ld, tp, nt):
+    x = carray(xp, (d, ld))
+    g = carray(gp, (d, ld))
+    v = carray(vp, (n,))
+    th = carray(tp, (nt,))
+    if th[0] == 0.0:  # diagonal stiffness: coordinate by coordinate, vectorised over the points
+        for r in range(n):
+            v[r] = 0.0
+        for i in range(d):
+            c = th[1 + i]
+            k = th[1 + d + i]
+            for r in range(n):
+                y = x[i, r] - c
+                gi = k * y
+                g[i, r] = gi
+                v[r] += 0.5 * gi * y
+    else:
+        for r in range(n):
+            v[r] = _harmonic_row(x[:, r], g[:, r], th)
+
+
 @register
 class Harmonic(Landscape):
     r"""Quadratic well :math:`U(x) = \tfrac12 (x-c)^\top H (x-c)`.
@@ -73,6 +98,7 @@ class Harmonic(Landscape):
     """
 
     _block = _harmonic_block
+    _columns = _harmonic_columns
 
     plot_bounds = ((-3.0, 3.0), (-3.0, 3.0))
 
@@ -141,6 +167,29 @@ def _double_well_block(xp, gp, vp, n, d, tp, nt):
         v[r] = _double_well_row(x[r], g[r], th)
 
 
+@lazy_columns_cfunc
+def _double_well_columns(xp, gp, vp, n, d, ld, tp, nt):
+    x = carray(xp, (d, ld))
+    g = carray(gp, (d, ld))
+    v = carray(vp, (n,))
+    th = carray(tp, (nt,))
+    h = th[0]
+    inv_a2 = th[1]
+    t = th[2]
+    k = th[3]
+    c = th[4]
+    for r in range(n):
+        x0 = x[0, r]
+        q = x0 * x0 * inv_a2 - 1.0
+        g[0, r] = c * q * x0 + t
+        v[r] = h * q * q + t * x0
+    for i in range(1, d):
+        for r in range(n):
+            xi = x[i, r]
+            g[i, r] = k * xi
+            v[r] += 0.5 * k * xi * xi
+
+
 @register
 class DoubleWell(Landscape):
     r"""Double well along :math:`x_0`, harmonic in the other coordinates.
@@ -168,6 +217,7 @@ class DoubleWell(Landscape):
     """
 
     _block = _double_well_block
+    _columns = _double_well_columns
 
     plot_bounds = ((-2.0, 2.0), (-1.5, 1.5))
 
@@ -228,6 +278,16 @@ def _mueller_brown_block(xp, gp, vp, n, d, tp, nt):
         v[r] = _mueller_brown_row(x[r], g[r], th)
 
 
+@lazy_columns_cfunc
+def _mueller_brown_columns(xp, gp, vp, n, d, ld, tp, nt):
+    x = carray(xp, (d, ld))
+    g = carray(gp, (d, ld))
+    v = carray(vp, (n,))
+    th = carray(tp, (nt,))
+    for r in range(n):
+        v[r] = _mueller_brown_row(x[:, r], g[:, r], th)
+
+
 @register
 class MuellerBrown(Landscape):
     r"""The Müller–Brown potential (Müller & Brown 1979, Theor. Chim. Acta 53, 75), times ``scale``.
@@ -243,6 +303,7 @@ class MuellerBrown(Landscape):
     """
 
     _block = _mueller_brown_block
+    _columns = _mueller_brown_columns
 
     plot_bounds = ((-1.5, 1.2), (-0.5, 2.0))
 
@@ -287,6 +348,16 @@ def _rosenbrock_block(xp, gp, vp, n, d, tp, nt):
         v[r] = _rosenbrock_row(x[r], g[r], th)
 
 
+@lazy_columns_cfunc
+def _rosenbrock_columns(xp, gp, vp, n, d, ld, tp, nt):
+    x = carray(xp, (d, ld))
+    g = carray(gp, (d, ld))
+    v = carray(vp, (n,))
+    th = carray(tp, (nt,))
+    for r in range(n):
+        v[r] = _rosenbrock_row(x[:, r], g[:, r], th)
+
+
 @register
 class Rosenbrock(Landscape):
     r"""Rosenbrock's banana valley, :math:`U(x)=\sum_{i=0}^{d-2} b\,(x_{i+1}-x_i^2)^2 + (a-x_i)^2`.
@@ -296,6 +367,7 @@ class Rosenbrock(Landscape):
     """
 
     _block = _rosenbrock_block
+    _columns = _rosenbrock_columns
 
     plot_bounds = ((-2.0, 2.0), (-1.0, 3.0))
 
@@ -330,6 +402,16 @@ def _rastrigin_block(xp, gp, vp, n, d, tp, nt):
         v[r] = _rastrigin_row(x[r], g[r], th)
 
 
+@lazy_columns_cfunc
+def _rastrigin_columns(xp, gp, vp, n, d, ld, tp, nt):
+    x = carray(xp, (d, ld))
+    g = carray(gp, (d, ld))
+    v = carray(vp, (n,))
+    th = carray(tp, (nt,))
+    for r in range(n):
+        v[r] = _rastrigin_row(x[:, r], g[:, r], th)
+
+
 @register
 class Rastrigin(Landscape):
     r"""Rastrigin's function, :math:`U(x) = A d + \sum_i \big(x_i^2 - A\cos(2\pi x_i)\big)`.
@@ -338,6 +420,7 @@ class Rastrigin(Landscape):
     """
 
     _block = _rastrigin_block
+    _columns = _rastrigin_columns
 
     plot_bounds = ((-5.12, 5.12), (-5.12, 5.12))
 
@@ -414,6 +497,16 @@ def _gaussian_mixture_block(xp, gp, vp, n, d, tp, nt):
         v[r] = _gaussian_mixture_row(x[r], g[r], th)
 
 
+@lazy_columns_cfunc
+def _gaussian_mixture_columns(xp, gp, vp, n, d, ld, tp, nt):
+    x = carray(xp, (d, ld))
+    g = carray(gp, (d, ld))
+    v = carray(vp, (n,))
+    th = carray(tp, (nt,))
+    for r in range(n):
+        v[r] = _gaussian_mixture_row(x[:, r], g[:, r], th)
+
+
 @register
 class GaussianMixture(Landscape):
     r"""Landscape made of Gaussian wells with centres :math:`\mu_k`, covariances :math:`\Sigma_k`, weights :math:`w_k`.
@@ -439,6 +532,7 @@ class GaussianMixture(Landscape):
     """
 
     _block = _gaussian_mixture_block
+    _columns = _gaussian_mixture_columns
 
     def __init__(self, means: Any, covariances: Any = 1.0, weights: Any = None, form: str = "log-density",
                  confinement: float = 0.0, dim: int | None = None):

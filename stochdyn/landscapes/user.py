@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 from numba import carray, cfunc, njit
 
-from .._numba_utils import LANDSCAPE_BLOCK_SIG
+from .._numba_utils import LANDSCAPE_BLOCK_SIG, LANDSCAPE_COLUMNS_SIG, LazyCFunc
 from .._validation import ValidationError, check_int, check_real
 from .base import Landscape, register
 
@@ -136,6 +136,14 @@ def _make_landscape_class(f, fixed_dim, check, check_points, plot_bounds) -> typ
             th = carray(tp, (nt,))
             for r in range(n):
                 v[r] = _user(x[r], g[r]{", " if pnames else ""}{call_args})
+
+        def _columns(xp, gp, vp, n, d, ld, tp, nt):
+            x = carray(xp, (d, ld))
+            g = carray(gp, (d, ld))
+            v = carray(vp, (n,))
+            th = carray(tp, (nt,))
+            for r in range(n):
+                v[r] = _user(x[:, r], g[:, r]{", " if pnames else ""}{call_args})
         """
     )
     namespace: dict[str, Any] = {"carray": carray, "_user": jitted}
@@ -177,6 +185,9 @@ def _make_landscape_class(f, fixed_dim, check, check_points, plot_bounds) -> typ
         "__doc__": f.__doc__ or f"User landscape {name!r} (parameters: {', '.join(pnames) or 'none'}).",
         "__module__": getattr(f, "__module__", __name__),
         "_block": block,
+        # by coordinate, for the Langevin kernels: compiled on first use (the point is a strided view,
+        # so the loop over points can vectorise when the function is simple)
+        "_columns": LazyCFunc(namespace["_columns"], LANDSCAPE_COLUMNS_SIG, cache=False),
         "param_names": tuple(pnames),
         "defaults": dict(defaults),
         "python_function": staticmethod(f),

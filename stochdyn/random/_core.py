@@ -6,8 +6,11 @@ pseudorandom number generators", ACM TOMS 47(4)) whose two 64-bit words live in 
 below (each returns the variate and the advanced words) and store them back; so a replica's
 numbers depend only on its own seed and the order of its own draws, never on threads or chunking.
 
-All functions are ``@njit(inline="always")`` except the rarely taken slow path of the ziggurat,
-which is kept out of line so that the fast path stays small inside hot loops.
+The scalar functions are ``@njit(inline="always")``; the rarely taken slow path of the ziggurat is
+kept out of line so that the fast path stays small inside hot loops, and :func:`normal_lanes` draws
+one normal for each replica of a block at once (vectorised). Those two write the generator step out
+rather than calling :func:`next_u64`: Numba's inlining costs compile time, and the slow path and
+the lanes function are compiled once for every kernel.
 """
 
 from __future__ import annotations
@@ -41,24 +44,27 @@ def splitmix64_mix(z):
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True)
+def _splitmix64_mix_array(z: np.ndarray) -> np.ndarray:
+    # the same finaliser on uint64 arrays (NumPy array arithmetic wraps modulo 2^64)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
 def seed_streams(k0, k1, replica_ids, out):
     """Fill ``out[j] = (s0, s1)``, the xoroshiro128++ state of global replica ``replica_ids[j]``.
 
     The replica seed is ``z = mix(k0 ^ mix(k1 + r * golden))``; the two state words are the next
     two outputs of SplitMix64 started at ``z``, the seeding recommended by the generator's authors.
+    Vectorised in NumPy (no compilation on a first run).
     """
-    for j in range(replica_ids.shape[0]):
-        r = np.uint64(replica_ids[j])
-        z = splitmix64_mix(k0 ^ splitmix64_mix(k1 + r * _GOLDEN))
-        z = z + _GOLDEN
-        s0 = splitmix64_mix(z)
-        z = z + _GOLDEN
-        s1 = splitmix64_mix(z)
-        if s0 == 0 and s1 == 0:  # the one forbidden state; probability 2^-128
-            s0 = _GOLDEN
-        out[j, 0] = s0
-        out[j, 1] = s1
+    r = np.asarray(replica_ids).astype(np.uint64).reshape(-1)
+    z = _splitmix64_mix_array(np.uint64(k0) ^ _splitmix64_mix_array(np.uint64(k1) + r * _GOLDEN))
+    s0 = _splitmix64_mix_array(z + _GOLDEN)
+    s1 = _splitmix64_mix_array(z + _GOLDEN + _GOLDEN)
+    s0[(s0 == 0) & (s1 == 0)] = _GOLDEN  # the one forbidden state; probability 2^-128
+    out[:, 0] = s0
+    out[:, 1] = s1
 
 
 @njit(inline="always", cache=True)
@@ -99,11 +105,21 @@ def randbelow(n, s0, s1):
 @njit(cache=True)
 def _normal_slow(idx, rabs, x, s0, s1):
     # Rejected on the fast path: finish the ziggurat (tail or wedge test), redrawing as needed.
+    # Self-contained (the generator step written out) so that it compiles quickly; it draws exactly
+    # what next_u64/uniform would.
     while True:
         if idx == 0:
             while True:
-                u1, s0, s1 = uniform(s0, s1)
-                u2, s0, s1 = uniform(s0, s1)
+                u = (((s0 + s1) << np.uint64(17)) | ((s0 + s1) >> np.uint64(47))) + s0
+                t = s1 ^ s0
+                s0 = ((s0 << np.uint64(49)) | (s0 >> np.uint64(15))) ^ t ^ (t << np.uint64(21))
+                s1 = (t << np.uint64(28)) | (t >> np.uint64(36))
+                u1 = (u >> np.uint64(11)) * _TWO_M53
+                u = (((s0 + s1) << np.uint64(17)) | ((s0 + s1) >> np.uint64(47))) + s0
+                t = s1 ^ s0
+                s0 = ((s0 << np.uint64(49)) | (s0 >> np.uint64(15))) ^ t ^ (t << np.uint64(21))
+                s1 = (t << np.uint64(28)) | (t >> np.uint64(36))
+                u2 = (u >> np.uint64(11)) * _TWO_M53
                 xx = -_ZRINV * math.log1p(-u1)
                 yy = -math.log1p(-u2)
                 if yy + yy > xx * xx:
@@ -111,10 +127,16 @@ def _normal_slow(idx, rabs, x, s0, s1):
                         return -(_ZR + xx), s0, s1
                     return _ZR + xx, s0, s1
         else:
-            u, s0, s1 = uniform(s0, s1)
-            if (_FI[idx - 1] - _FI[idx]) * u + _FI[idx] < math.exp(-0.5 * x * x):
+            u = (((s0 + s1) << np.uint64(17)) | ((s0 + s1) >> np.uint64(47))) + s0
+            t = s1 ^ s0
+            s0 = ((s0 << np.uint64(49)) | (s0 >> np.uint64(15))) ^ t ^ (t << np.uint64(21))
+            s1 = (t << np.uint64(28)) | (t >> np.uint64(36))
+            if (_FI[idx - 1] - _FI[idx]) * ((u >> np.uint64(11)) * _TWO_M53) + _FI[idx] < math.exp(-0.5 * x * x):
                 return x, s0, s1
-        r, s0, s1 = next_u64(s0, s1)
+        r = (((s0 + s1) << np.uint64(17)) | ((s0 + s1) >> np.uint64(47))) + s0
+        t = s1 ^ s0
+        s0 = ((s0 << np.uint64(49)) | (s0 >> np.uint64(15))) ^ t ^ (t << np.uint64(21))
+        s1 = (t << np.uint64(28)) | (t >> np.uint64(36))
         idx = r & np.uint64(0xFF)
         r = r >> np.uint64(8)
         rabs = (r >> np.uint64(1)) & _MASK52
@@ -159,7 +181,49 @@ def exponential(s0, s1):
     return -math.log1p(-u), s0, s1
 
 
-_NORMAL, _UNIFORM, _BOXMULLER = 0, 1, 2
+@njit(cache=True)
+def normal_lanes(S0, S1, out, scratch, live, n):
+    """One standard normal per lane: ``out[j]`` from the stream ``(S0[j], S1[j])``, for ``j < n``.
+
+    The same ziggurat as :func:`normal`, with the lanes (the replicas of a block, each with its
+    own generator) in the inner loop, so the compiler vectorises it (SIMD lanes: xoroshiro128++
+    steps, table gathers, the fast-path test). A lane whose draw falls outside the fast path
+    (about 1.2%) is finished afterwards, in lane order, by :func:`_normal_slow` from its own
+    advanced state: every lane consumes exactly the numbers the scalar :func:`normal` would, in
+    the same order, so results are bit-identical to it and independent of how lanes are grouped.
+
+    Lanes with ``live[j]`` False are left untouched (state not advanced; ``out[j]`` is garbage).
+    ``scratch`` is a uint64 buffer of at least ``n`` entries (the raw draws).
+    """
+    n_slow = 0
+    for j in range(n):
+        s0 = S0[j]
+        s1 = S1[j]
+        u = (((s0 + s1) << np.uint64(17)) | ((s0 + s1) >> np.uint64(47))) + s0  # next_u64, written out
+        t = s1 ^ s0
+        a = live[j]
+        S0[j] = (((s0 << np.uint64(49)) | (s0 >> np.uint64(15))) ^ t ^ (t << np.uint64(21))) if a else s0
+        S1[j] = ((t << np.uint64(28)) | (t >> np.uint64(36))) if a else s1
+        scratch[j] = u
+        idx = u & np.uint64(0xFF)
+        r = u >> np.uint64(8)
+        rabs = (r >> np.uint64(1)) & _MASK52
+        x = rabs * _WI[idx]
+        out[j] = -x if r & np.uint64(1) else x
+        n_slow += np.int64(a & (rabs >= _KI[idx]))
+    if n_slow:
+        for j in range(n):
+            u = scratch[j]
+            idx = u & np.uint64(0xFF)
+            rabs = (u >> np.uint64(9)) & _MASK52
+            if rabs >= _KI[idx] and live[j]:
+                out[j], S0[j], S1[j] = _normal_slow(idx, rabs, out[j], S0[j], S1[j])
+                n_slow -= 1
+                if n_slow == 0:
+                    break
+
+
+_UNIFORM, _BOXMULLER = 1, 2
 
 
 @njit(cache=True)
@@ -168,9 +232,7 @@ def _fill(kind, state, out):
         s0 = state[r, 0]
         s1 = state[r, 1]
         for j in range(out.shape[1]):
-            if kind == _NORMAL:
-                out[r, j], s0, s1 = normal(s0, s1)
-            elif kind == _UNIFORM:
+            if kind == _UNIFORM:
                 out[r, j], s0, s1 = uniform(s0, s1)
             else:
                 out[r, j], s0, s1 = normal_boxmuller(s0, s1)
@@ -179,8 +241,22 @@ def _fill(kind, state, out):
 
 
 def fill_normal(state, out):
-    """Fill ``out[r, :]`` with standard normals from replica ``r``'s stream (advances ``state``)."""
-    _fill(_NORMAL, state, out)
+    """Fill ``out[r, :]`` with standard normals from replica ``r``'s stream (advances ``state``).
+
+    Column by column through :func:`normal_lanes` (the replicas are the lanes), which draws
+    exactly what :func:`normal` would, replica by replica.
+    """
+    R = out.shape[0]
+    S0 = np.ascontiguousarray(state[:, 0])
+    S1 = np.ascontiguousarray(state[:, 1])
+    w = np.empty(R)
+    scratch = np.empty(R, dtype=np.uint64)
+    live = np.ones(R, dtype=np.bool_)
+    for j in range(out.shape[1]):
+        normal_lanes(S0, S1, w, scratch, live, R)
+        out[:, j] = w
+    state[:, 0] = S0
+    state[:, 1] = S1
 
 
 def fill_uniform(state, out):
