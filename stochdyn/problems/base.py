@@ -70,12 +70,15 @@ class Data:
 class Problem:
     r"""A finite-sum objective :math:`U(\theta)=\sum_i w_i \ell_i(\theta)` on :math:`\theta\in\mathbb R^{d}`.
 
-    Subclasses set the class attribute ``_sample`` (the compiled per-sample function) and call
+    Subclasses set the class attributes ``_sample`` and ``_batch`` (the compiled per-sample and batch
+    functions, see :mod:`stochdyn.problems._compiled`) and call
     ``Problem.__init__`` with the packed data rows, the dimension, the hyper-parameter vector the
     per-sample function reads, and their parameters.
     """
 
     _sample: ClassVar[Any] = None
+    #: the compiled batch function (:data:`~stochdyn.problems._compiled.BATCH_SIG`)
+    _batch: ClassVar[Any] = None
     #: keys of ``to_dict()`` holding the data arrays (constructor arguments), in order
     _data_keys: ClassVar[tuple[str, ...]] = ("X", "y")
 
@@ -166,6 +169,13 @@ class Problem:
         """The compiled per-sample function (``numba.cfunc``) kernels call."""
         sample = type(self)._sample
         return sample.get() if hasattr(sample, "get") else sample
+
+    @property
+    def compiled_batch(self):
+        """The compiled batch function (``numba.cfunc``, :data:`~stochdyn.problems._compiled.BATCH_SIG`):
+        the per-sample arithmetic over a list of drawn examples, one call per chunk of a mini-batch."""
+        batch = type(self)._batch
+        return batch.get() if hasattr(batch, "get") else batch
 
     @property
     def data_hash(self) -> str:

@@ -19,7 +19,7 @@ from numba import carray, njit
 
 from .._validation import ValidationError, check_array, check_choice, check_int, check_real
 from .._numba_utils import LazyCFunc
-from ._compiled import AUGMENT_SIG, SAMPLE_SIG
+from ._compiled import AUGMENT_SIG, BATCH_SIG, SAMPLE_SIG, dot4
 from .base import Data, Problem, QuadraticForm, register_problem
 
 __all__ = ["LeastSquares", "LogisticRegression", "OneHiddenLayer", "RitzEnergy1D", "gaussian_augment"]
@@ -32,6 +32,18 @@ def _lazy_sample(pyfunc):
 
 def _lazy_augment(pyfunc):
     return LazyCFunc(pyfunc, sig=AUGMENT_SIG)
+
+
+def _lazy_batch(pyfunc):
+    """Batch cfunc (:data:`~stochdyn.problems._compiled.BATCH_SIG`) compiled on first use."""
+    return LazyCFunc(pyfunc, sig=BATCH_SIG)
+
+
+@njit(inline="always", cache=True)
+def _batch_views(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp):
+    """Arrays over the raw pointers of a batch call: theta, data, idx, coef, hyper, grad, work."""
+    return (carray(tp, (d,)), carray(dp, (N, m)), carray(ip, (n,)), carray(cp, (n,)), carray(hp, (nh,)),
+            carray(gp, (d,)), carray(wp, (d,)))
 
 
 def _from_data(cls, data: Data, **kwargs: Any):
@@ -54,22 +66,8 @@ def _features_targets(owner: str, X: Any, y: Any) -> tuple[np.ndarray, np.ndarra
 # ---------------------------------------------------------------------------------------------
 @njit(inline="always", cache=True)
 def _dot(a, b, n):
-    """sum_k a[k] b[k] with four interleaved partial sums (shorter dependency chains; a fixed order)."""
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    k = 0
-    while k + 4 <= n:
-        s0 += a[k] * b[k]
-        s1 += a[k + 1] * b[k + 1]
-        s2 += a[k + 2] * b[k + 2]
-        s3 += a[k + 3] * b[k + 3]
-        k += 4
-    while k < n:
-        s0 += a[k] * b[k]
-        k += 1
-    return (s0 + s1) + (s2 + s3)
+    """sum_k a[k] b[k] with four interleaved partial sums (shorter dependency chains; a fixed order; see dot4)."""
+    return dot4(a, b, n)
 
 
 @njit(inline="always", cache=True)
@@ -101,6 +99,14 @@ def _least_squares_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
                                  carray(hp, (nh,)))
 
 
+@_lazy_batch
+def _least_squares_batch(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
+    th, data, idx, coef, hy, g, work = _batch_views(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp)
+    for j in range(n):
+        acc += coef[j] * _least_squares_sample(th, data[idx[j]], g, coef[j], work, hy)
+    return acc
+
+
 @register_problem
 class LeastSquares(QuadraticForm, Problem):
     r"""Linear regression: :math:`\ell_i(\theta) = \tfrac12 (x_i^\top\theta - y_i)^2 + \tfrac{\lambda}{2}\|\theta\|^2`.
@@ -127,6 +133,7 @@ class LeastSquares(QuadraticForm, Problem):
     """
 
     _sample = _least_squares_cfunc
+    _batch = _least_squares_batch
 
     def __init__(self, X: Any, y: Any, weights: Any = None, labels: Any = None, l2: float = 0.0,
                  source: dict[str, Any] | None = None):
@@ -188,6 +195,14 @@ def _logistic_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
                             carray(hp, (nh,)))
 
 
+@_lazy_batch
+def _logistic_batch(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
+    th, data, idx, coef, hy, g, work = _batch_views(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp)
+    for j in range(n):
+        acc += coef[j] * _logistic_sample(th, data[idx[j]], g, coef[j], work, hy)
+    return acc
+
+
 @register_problem
 class LogisticRegression(Problem):
     r"""Logistic regression (two classes) or softmax regression (K > 2 classes).
@@ -210,6 +225,7 @@ class LogisticRegression(Problem):
     """
 
     _sample = _logistic_cfunc
+    _batch = _logistic_batch
 
     def __init__(self, X: Any, y: Any, n_classes: int | None = None, weights: Any = None, l2: float = 0.0,
                  source: dict[str, Any] | None = None):
@@ -267,6 +283,14 @@ def _one_hidden_layer_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
                                     carray(hp, (nh,)))
 
 
+@_lazy_batch
+def _one_hidden_layer_batch(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
+    th, data, idx, coef, hy, g, work = _batch_views(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp)
+    for j in range(n):
+        acc += coef[j] * _one_hidden_layer_sample(th, data[idx[j]], g, coef[j], work, hy)
+    return acc
+
+
 @register_problem
 class OneHiddenLayer(Problem):
     r"""Regression with one hidden layer of tanh units, parameters flattened into one vector.
@@ -278,6 +302,7 @@ class OneHiddenLayer(Problem):
     """
 
     _sample = _one_hidden_layer_cfunc
+    _batch = _one_hidden_layer_batch
 
     def __init__(self, X: Any, y: Any, hidden: int = 8, weights: Any = None, labels: Any = None, l2: float = 0.0,
                  source: dict[str, Any] | None = None):
@@ -330,6 +355,14 @@ def _ritz_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
                         carray(hp, (nh,)))
 
 
+@_lazy_batch
+def _ritz_batch(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
+    th, data, idx, coef, hy, g, work = _batch_views(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp)
+    for j in range(n):
+        acc += coef[j] * _ritz_sample(th, data[idx[j]], g, coef[j], work, hy)
+    return acc
+
+
 _FORCINGS = {
     "sine": lambda x: np.pi**2 * np.sin(np.pi * x),  # u = sin(pi x)
     "constant": lambda x: np.ones_like(x),  # u = x (1 - x) / 2
@@ -362,6 +395,7 @@ class RitzEnergy1D(QuadraticForm, Problem):
     """
 
     _sample = _ritz_cfunc
+    _batch = _ritz_batch
     _data_keys = ()
 
     def __init__(self, n_basis: int = 8, n_quad: int = 64, forcing: Any = "sine", quadrature: str = "gauss"):
