@@ -1,7 +1,14 @@
-"""Small Numba helpers shared by kernels: raw data pointers and the landscape function type."""
+"""Small Numba helpers shared by kernels: raw data pointers, the landscape function types, and the
+thread pool that runs serial (``nogil``) kernels over contiguous ranges of replica blocks."""
 
 from __future__ import annotations
 
+import atexit
+import os
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Callable
+
+import numba
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -67,3 +74,50 @@ def row_ptr(typingctx, arr, row):
 def eval_block(fn, theta, x, grad, value):
     """Evaluate a compiled landscape ``fn`` on every row of ``x`` (shape ``(n, d)``, C order)."""
     fn(row_ptr(x, 0), row_ptr(grad, 0), row_ptr(value, 0), x.shape[0], x.shape[1], row_ptr(theta, 0), theta.shape[0])
+
+
+# -- threads ------------------------------------------------------------------------------------
+_POOL: ThreadPoolExecutor | None = None
+_POOL_PID = -1
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The worker threads (``NUMBA_NUM_THREADS - 1`` of them), made on first use and again in a
+    forked child (threads do not survive a fork)."""
+    global _POOL, _POOL_PID
+    if _POOL is None or _POOL_PID != os.getpid():
+        _POOL = ThreadPoolExecutor(max_workers=max(1, numba.config.NUMBA_NUM_THREADS - 1),
+                                   thread_name_prefix="stochdyn")
+        _POOL_PID = os.getpid()
+        atexit.register(_POOL.shutdown)
+    return _POOL
+
+
+def run_blocks(kernel: Callable, args: tuple, n_blocks: int, scratch: Callable[[], tuple] = tuple) -> None:
+    """Run ``kernel(*args, *scratch(), b0, b1)`` over blocks ``[0, n_blocks)`` on ``numba.get_num_threads()`` threads.
+
+    ``kernel`` is a serial ``@njit(nogil=True)`` function that processes blocks ``b0 <= b < b1``;
+    each thread gets one contiguous range (static scheduling, like a ``prange``) and its own
+    scratch buffers from ``scratch()`` (so the kernel allocates nothing). Threads write disjoint
+    replicas, so results never depend on the thread count. A serial kernel instead of a ``prange``
+    saves the parallel-loop machinery at compile time (measured: about 0.9 s per kernel) at no
+    cost at run time.
+
+    With several threads the kernel is first called on an empty range in this thread, so that
+    compilation (or the cache load) happens here and once; the call returns only after every
+    thread has finished — also on Ctrl-C — so no thread is still writing into the arrays afterwards.
+    """
+    threads = min(numba.get_num_threads(), n_blocks)
+    if threads <= 1:
+        kernel(*args, *scratch(), 0, n_blocks)
+        return
+    mine = scratch()
+    kernel(*args, *mine, 0, 0)  # compile or load here, not in several threads at once
+    bounds = [n_blocks * t // threads for t in range(threads + 1)]
+    futures = [_pool().submit(kernel, *args, *scratch(), bounds[t], bounds[t + 1]) for t in range(1, threads)]
+    try:
+        kernel(*args, *mine, bounds[0], bounds[1])
+    finally:
+        wait(futures)
+    for f in futures:
+        f.result()  # re-raise an error from another thread

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import ValidationError, check_array, check_bool, check_choice, check_int, check_real, check_spd
+from .._numba_utils import run_blocks
 from ..landscapes.base import Landscape
 from ..problems.base import Problem
 from ..problems.builtin import gaussian_augment
@@ -660,9 +661,10 @@ class _SGDFamily(Integrator):
         common = (cfg["icfg"], cfg["fcfg"], cfg["sched"])
         update = (cfg["noise_grad"], cfg["noise_upd"], cfg["clip"], cfg["temperature"], mom, sqm)
         if not isinstance(target, Problem):
-            _k.sgd_landscape((block, target.compiled, target.theta, *common, *update, a["x"], s["grad"], s["energy"],
-                              a["rng"], a["diverged"], s["vec"], s["gnorm"], state.step, n_steps, record_every, k0,
-                              out["x"], out["energy"], out.get("grad_norm"), out.get("lr")))
+            args = (block, target.compiled, target.theta, *common, *update, a["x"], s["grad"], s["energy"], a["rng"],
+                    a["diverged"], s["vec"], s["gnorm"], state.step, n_steps, record_every, k0, out["x"], out["energy"],
+                    out.get("grad_norm"), out.get("lr"))
+            run_blocks(_k.sgd_landscape, args, -(-a["x"].shape[0] // block))
             return
         mode = cfg["icfg"][_k.I_SAMPLING]
         perm = a["perm"] if mode in (_k.SAMPLE_WITHOUT, _k.SAMPLE_EPOCH, _k.SAMPLE_STRATIFIED) else None
@@ -671,13 +673,16 @@ class _SGDFamily(Integrator):
         workers = None
         if cfg["workers"]:
             workers = s["topi"] if "topi" in s else np.zeros((1, 1), dtype=np.int64)
-        _k.sgd_problem((target.compiled_batch, target.compiled, target.rows, target.weights, target.hyper, *common,
+        other = cfg["aug"] is not None or cfg["workers"]  # these always take the per-sample path
+        plain = None if other else True
+        general = True if other or cfg["stats"] else None
+        run_blocks(_k.sgd_problem, (plain, general, target.compiled_batch, target.compiled, target.rows, target.weights, target.hyper, *common,
                         *cfg["plan"], a["batch"] if cfg["norm_test"] else None, perm,
                         a["epoch_pos"] if mode == _k.SAMPLE_EPOCH else None, *strat, *aug, workers,
                         a["error"] if cfg["error_feedback"] else None, *update, cfg["stats"],
                         a["x"], a["rng"], a["diverged"], a["examples"], s["vec"], s["batch_index"], s["batch_coef"],
                         state.step, n_steps, record_every, k0, out["x"], *(out.get(n) for n in _FLOAT_OUT),
-                        *(out.get(n) for n in _INT_OUT)))
+                        *(out.get(n) for n in _INT_OUT)), a["x"].shape[0])
         nrec = n_steps // record_every
         xs = out["x"][:, k0:k0 + nrec]
         out["energy"][:, k0:k0 + nrec] = target.value(xs)

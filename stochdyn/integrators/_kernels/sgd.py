@@ -8,9 +8,12 @@ machinery then only sees a one-line body, and the per-replica function is compil
 Practices are **specialised on argument types**: every practice's data is an argument that is
 ``None`` when a run does not use it (``sched``, ``plan_steps``, ``norm_batch``, ``perm``, ``epoch_pos``,
 ``strata``, ``aug_fn``, ``workers``, ``ef``, ``noise_grad``, ``noise_upd``, ``clip``, ``temperature``,
-``mom``, ``sqm``, ``stats``, and every output but ``out_x``). Numba prunes the branches
-``if arg is None`` / ``if arg is not None`` before type inference, so a practice a run does not use
-is never typed, lowered or optimised for it; each configuration is its own cached specialisation.
+``mom``, ``sqm``, ``stats``, and every output but ``out_x``), and the two estimator paths have flags
+that are None when a run never takes them (``plain``, ``general``). Before type inference Numba
+prunes a branch ``if arg is not None:`` whose ``arg`` is None (checked here: only in that direction —
+``if arg is None:`` is *not* pruned when ``arg`` is an array), so code that a practice needs sits
+under ``if practice is not None:`` and is never typed, lowered or optimised for a run that does not
+use it; each configuration is its own cached specialisation.
 Numeric settings (learning rate, betas, mode codes inside a practice) travel in two small vectors
 (``icfg``, ``fcfg``) so changing a value never recompiles.
 
@@ -43,7 +46,7 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -500,19 +503,19 @@ def _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz, wo
         wk[k] = 0.0
     A = icfg[I_COPIES]
     K = 1 if workers is None else icfg[I_WORKERS]
-    h = 0
-    hcount = 0
+    h = np.int64(0)  # stratified sampler's position (typed int64, not a literal: one _draw specialisation)
+    hcount = np.int64(0)
     loss = 0.0
     sq = 0.0
-    worker = 0
-    share_start = 0
+    worker = np.int64(0)
+    share_start = np.int64(0)
     share_end = B // K + (1 if 0 < B % K else 0)
     inv_a = 1.0 / A
     xp = row_ptr(x, r)
     hp = row_ptr(hyper, 0)
     wp = row_ptr(vec[r, V_WORK], 0)
     dp = row_ptr(ge, 0) if need_sq else row_ptr(wk, 0)  # where the example's gradient goes
-    j0 = 0
+    j0 = np.int64(0)
     while j0 < B:
         n = min(chunk, B - j0)
         h, hcount, s0, s1 = _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, idx, coef, h, hcount, s0, s1)
@@ -569,10 +572,10 @@ def _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos, strat
     chunk = idx.shape[0]
     for k in range(d):
         G[k] = 0.0
-    h = 0
-    hcount = 0
+    h = np.int64(0)  # stratified sampler's position (typed int64, not a literal: one _draw specialisation)
+    hcount = np.int64(0)
     loss = 0.0
-    j0 = 0
+    j0 = np.int64(0)
     while j0 < B:
         n = min(chunk, B - j0)
         h, hcount, s0, s1 = _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, idx, coef, h, hcount, s0, s1)
@@ -593,160 +596,140 @@ def _shuffle(perm, r, s0, s1):
     return s0, s1
 
 
-@njit(cache=True, error_model="numpy")
-def _replica_problem(r, batch_fn, sample_fn, data, weights, hyper, icfg, fcfg, sched, plan_steps, plan_sizes,
-                     norm_batch, perm, epoch_pos, strata, alloc_w, alloc, aug_fn, aug_par, rowz, workers, ef, noise_grad, noise_upd, clip, temperature, mom, sqm, stats,
-                     x, rng, diverged, examples, vec, bidx, bcoef, step0, n_steps, record_every, k0,
-                     out_x, o_loss, o_gnorm, o_lr, o_gvar, o_nscale, o_snr, o_batch, o_examples):
-    """All ``n_steps`` steps of replica ``r`` (see :func:`sgd_problem`)."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def sgd_problem(plain, general, batch_fn, sample_fn, data, weights, hyper, icfg, fcfg, sched, plan_steps, plan_sizes, norm_batch, perm,
+                epoch_pos, strata, alloc_w, alloc, aug_fn, aug_par, rowz, workers, ef, noise_grad, noise_upd, clip,
+                temperature, mom, sqm, stats, x, rng, diverged, examples, vec, bidx, bcoef, step0, n_steps,
+                record_every, k0, out_x, o_loss, o_gnorm, o_lr, o_gvar, o_nscale, o_snr, o_batch, o_examples, r0, r1):
+    """``n_steps`` SGD-family steps of replicas ``r0 <= r < r1`` on a finite-sum problem (see the
+    module docstring); serial and ``nogil``: :func:`stochdyn._numba_utils.run_blocks` runs ranges of
+    replicas on several threads.
+
+    Records after steps that are multiples of ``record_every`` (record ``k0 + (step-step0)//record_every - 1``):
+    ``out_x`` and each output that is not None: the batch loss, gradient norm (before clipping),
+    learning rate, noise statistics, batch size and cumulative examples.
+    """
     N = data.shape[0]
     d = x.shape[1]
     full = icfg[I_SAMPLING] == SAMPLE_FULL
     A = icfg[I_COPIES]
-    s0 = rng[r, 0]
-    s1 = rng[r, 1]
-    for s in range(n_steps):
-        step = step0 + s + 1
-        record = step % record_every == 0
-        loss = np.nan
-        gnorm = np.nan
-        lr = np.nan
-        gvar = np.nan
-        nscale = np.nan
-        snr = np.nan
-        B = 0
-        if diverged[r] < 0:
-            lr = _learning_rate(sched, icfg, fcfg, step)
-            B = _batch_size(plan_steps, plan_sizes, norm_batch, icfg[I_B0], r, step)
-            if strata is not None:
-                H = strata.shape[0] - 1
-                if alloc[r, H] != B:
-                    allocate(B, alloc_w, strata, alloc[r, :H])
-                    alloc[r, H] = B
-            if epoch_pos is not None:
-                if epoch_pos[r] + B > N:  # new epoch: reshuffle the replica's permutation
-                    s0, s1 = _shuffle(perm, r, s0, s1)
-                    epoch_pos[r] = 0
-            need_sq = False
-            if stats is not None:
-                need_sq = record or norm_batch is not None
-            if aug_fn is None and workers is None and not need_sq:
-                loss, s0, s1 = _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos, strata, alloc, x,
-                                               r, B, vec, bidx, bcoef, s0, s1)
-            else:
-                loss, sq, s0, s1 = _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz, workers, ef,
-                                                     icfg, full, perm, epoch_pos, strata, alloc, x, r, B, vec, bidx,
-                                                     bcoef, need_sq, s0, s1)
-                if need_sq and B > 1:
-                    graw = vec[r, V_RAW]
-                    g2 = 0.0
-                    for k in range(d):
-                        g2 += graw[k] * graw[k]
-                    gvar = max((B * B * sq - B * g2) / (B - 1), 0.0)
-                    nscale = gvar / g2  # error_model="numpy": x/0 gives inf/nan, never raises
-                    snr = B * g2 / gvar
-                    if norm_batch is not None:
-                        th2 = fcfg[F_NORM_THETA] ** 2
-                        if gvar > B * th2 * g2:
-                            want = math.ceil(gvar / (th2 * g2)) if g2 > 0.0 else icfg[I_BMAX]
-                            norm_batch[r] = min(icfg[I_BMAX], max(B, want))
-            if epoch_pos is not None:
-                epoch_pos[r] += B
-            gnorm, ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec[r, V_GRAD], lr, step, noise_grad, clip, mom, sqm,
-                                               temperature, noise_upd, vec, s0, s1)
-            examples[r] += B * A
-            if not (ok and math.isfinite(loss)):
-                _freeze(x, r, diverged, step)
-        if record:
-            k = k0 + (step - step0) // record_every - 1
-            for i in range(d):
-                out_x[r, k, i] = x[r, i]
-            _put(o_loss, r, k, loss)
-            _put(o_gnorm, r, k, gnorm)
-            _put(o_lr, r, k, lr)
-            _put(o_gvar, r, k, gvar)
-            _put(o_nscale, r, k, nscale)
-            _put(o_snr, r, k, snr)
-            _put(o_batch, r, k, B)
-            _put(o_examples, r, k, examples[r])
-    rng[r, 0] = s0
-    rng[r, 1] = s1
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def sgd_problem(args):
-    """``n_steps`` SGD-family steps of every replica on a finite-sum problem (see the module docstring).
-
-    ``args`` is the tuple of arguments of :func:`_replica_problem` after ``r`` (one tuple, so the
-    parallel driver stays one line whatever the configuration). Records after steps that are
-    multiples of ``record_every`` (record ``k0 + (step-step0)//record_every - 1``): ``out_x`` and each
-    output that is not None: the batch loss, gradient norm (before clipping), learning rate, noise
-    statistics, batch size and cumulative examples.
-    """
-    x = args[_ARG_X]
-    for r in prange(x.shape[0]):
-        _replica_problem(np.int64(r), *args)
-
-
-#: position of ``x`` in the arguments of :func:`_replica_problem` after ``r``
-_ARG_X = 28
+    for r in range(r0, r1):
+        s0 = rng[r, 0]
+        s1 = rng[r, 1]
+        for s in range(n_steps):
+            step = step0 + s + 1
+            record = step % record_every == 0
+            loss = np.nan
+            gnorm = np.nan
+            lr = np.nan
+            gvar = np.nan
+            nscale = np.nan
+            snr = np.nan
+            B = 0
+            if diverged[r] < 0:
+                lr = _learning_rate(sched, icfg, fcfg, step)
+                B = _batch_size(plan_steps, plan_sizes, norm_batch, icfg[I_B0], r, step)
+                if strata is not None:
+                    H = strata.shape[0] - 1
+                    if alloc[r, H] != B:
+                        allocate(B, alloc_w, strata, alloc[r, :H])
+                        alloc[r, H] = B
+                if epoch_pos is not None:
+                    if epoch_pos[r] + B > N:  # new epoch: reshuffle the replica's permutation
+                        s0, s1 = _shuffle(perm, r, s0, s1)
+                        epoch_pos[r] = 0
+                need_sq = False
+                if stats is not None:
+                    need_sq = record or norm_batch is not None
+                done = False
+                if plain is not None:  # (None: augmentation or workers, this path is never compiled)
+                    if not need_sq:
+                        loss, s0, s1 = _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos, strata,
+                                                       alloc, x, r, B, vec, bidx, bcoef, s0, s1)
+                        done = True
+                if general is not None and not done:  # (None: no statistics, augmentation or workers)
+                    loss, sq, s0, s1 = _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz, workers, ef,
+                                                         icfg, full, perm, epoch_pos, strata, alloc, x, r, B, vec, bidx,
+                                                         bcoef, need_sq, s0, s1)
+                    if need_sq and B > 1:
+                        graw = vec[r, V_RAW]
+                        g2 = 0.0
+                        for k in range(d):
+                            g2 += graw[k] * graw[k]
+                        gvar = max((B * B * sq - B * g2) / (B - 1), 0.0)
+                        nscale = gvar / g2  # error_model="numpy": x/0 gives inf/nan, never raises
+                        snr = B * g2 / gvar
+                        if norm_batch is not None:
+                            th2 = fcfg[F_NORM_THETA] ** 2
+                            if gvar > B * th2 * g2:
+                                want = math.ceil(gvar / (th2 * g2)) if g2 > 0.0 else icfg[I_BMAX]
+                                norm_batch[r] = min(icfg[I_BMAX], max(B, want))
+                if epoch_pos is not None:
+                    epoch_pos[r] += B
+                gnorm, ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec[r, V_GRAD], lr, step, noise_grad, clip, mom, sqm,
+                                                   temperature, noise_upd, vec, s0, s1)
+                examples[r] += B * A
+                if not (ok and math.isfinite(loss)):
+                    _freeze(x, r, diverged, step)
+            if record:
+                k = k0 + (step - step0) // record_every - 1
+                for i in range(d):
+                    out_x[r, k, i] = x[r, i]
+                _put(o_loss, r, k, loss)
+                _put(o_gnorm, r, k, gnorm)
+                _put(o_lr, r, k, lr)
+                _put(o_gvar, r, k, gvar)
+                _put(o_nscale, r, k, nscale)
+                _put(o_snr, r, k, snr)
+                _put(o_batch, r, k, B)
+                _put(o_examples, r, k, examples[r])
+        rng[r, 0] = s0
+        rng[r, 1] = s1
 
 
 # ---------------------------------------------------------------------------------------------------
 # Landscapes
 # ---------------------------------------------------------------------------------------------------
-@njit(cache=True, error_model="numpy")
-def _block_landscape(b, Bk, fn, theta, icfg, fcfg, sched, noise_grad, noise_upd, clip, temperature, mom, sqm,
-                     x, grad, energy, rng, diverged, vec, gnorm, step0, n_steps, record_every, k0,
-                     out_x, out_e, o_gnorm, o_lr):
-    """All ``n_steps`` steps of the replicas of block ``b`` (see :func:`sgd_landscape`)."""
-    R, d = x.shape
-    r0 = b * Bk
-    r1 = min(R, r0 + Bk)
-    fresh = False
-    for s in range(n_steps):
-        if not fresh:
-            fn(row_ptr(x, r0), row_ptr(grad, r0), row_ptr(energy, r0), r1 - r0, d, row_ptr(theta, 0), theta.shape[0])
-        fresh = False
-        step = step0 + s + 1
-        lr = _learning_rate(sched, icfg, fcfg, step)
-        for r in range(r0, r1):
-            if diverged[r] >= 0:
-                continue
-            s0 = rng[r, 0]
-            s1 = rng[r, 1]
-            G = vec[r, V_GRAD]
-            for i in range(d):
-                G[i] = grad[r, i]
-            gnorm[r], ok, s0, s1 = _finish_update(icfg, fcfg, x, r, G, lr, step, noise_grad, clip, mom, sqm,
-                                                  temperature, noise_upd, vec, s0, s1)
-            rng[r, 0] = s0
-            rng[r, 1] = s1
-            if not (ok and math.isfinite(energy[r])):
-                _freeze(x, r, diverged, step)
-        if step % record_every == 0:
-            fn(row_ptr(x, r0), row_ptr(grad, r0), row_ptr(energy, r0), r1 - r0, d, row_ptr(theta, 0), theta.shape[0])
-            fresh = True
-            k = k0 + (step - step0) // record_every - 1
-            for r in range(r0, r1):
-                for i in range(d):
-                    out_x[r, k, i] = x[r, i]
-                out_e[r, k] = np.nan if diverged[r] >= 0 else energy[r]
-                _put(o_gnorm, r, k, np.nan if diverged[r] >= 0 else gnorm[r])
-                _put(o_lr, r, k, lr)
-
-
-#: position of ``x`` in the arguments of :func:`_block_landscape` after ``b``
-_LARG_X = 12
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def sgd_landscape(args):
+@njit(cache=True, nogil=True, error_model="numpy")
+def sgd_landscape(Bk, fn, theta, icfg, fcfg, sched, noise_grad, noise_upd, clip, temperature, mom, sqm,
+                  x, grad, energy, rng, diverged, vec, gnorm, step0, n_steps, record_every, k0,
+                  out_x, out_e, o_gnorm, o_lr, b0, b1):
     """SGD-family steps on a landscape with the exact gradient plus optional additive Gaussian
-    gradient noise of covariance ``L L^T`` — the idealised model of SGD. ``args``: the arguments of
-    :func:`_block_landscape` after ``b``; blocks of ``Bk`` replicas share one landscape call per step;
-    records as in :func:`sgd_problem`."""
-    Bk = args[0]
-    nblocks = (args[_LARG_X].shape[0] + Bk - 1) // Bk
-    for b in prange(nblocks):
-        _block_landscape(np.int64(b), *args)
+    gradient noise of covariance ``L L^T`` — the idealised model of SGD — for the blocks
+    ``b0 <= b < b1`` of ``Bk`` replicas, which share one landscape call per step; records as in
+    :func:`sgd_problem`. Serial and ``nogil`` (see :func:`sgd_problem`)."""
+    R, d = x.shape
+    for b in range(b0, b1):
+        r0 = b * Bk
+        r1 = min(R, r0 + Bk)
+        fresh = False
+        for s in range(n_steps):
+            if not fresh:
+                fn(row_ptr(x, r0), row_ptr(grad, r0), row_ptr(energy, r0), r1 - r0, d, row_ptr(theta, 0), theta.shape[0])
+            fresh = False
+            step = step0 + s + 1
+            lr = _learning_rate(sched, icfg, fcfg, step)
+            for r in range(r0, r1):
+                if diverged[r] >= 0:
+                    continue
+                s0 = rng[r, 0]
+                s1 = rng[r, 1]
+                G = vec[r, V_GRAD]
+                for i in range(d):
+                    G[i] = grad[r, i]
+                gnorm[r], ok, s0, s1 = _finish_update(icfg, fcfg, x, r, G, lr, step, noise_grad, clip, mom, sqm,
+                                                      temperature, noise_upd, vec, s0, s1)
+                rng[r, 0] = s0
+                rng[r, 1] = s1
+                if not (ok and math.isfinite(energy[r])):
+                    _freeze(x, r, diverged, step)
+            if step % record_every == 0:
+                fn(row_ptr(x, r0), row_ptr(grad, r0), row_ptr(energy, r0), r1 - r0, d, row_ptr(theta, 0), theta.shape[0])
+                fresh = True
+                k = k0 + (step - step0) // record_every - 1
+                for r in range(r0, r1):
+                    for i in range(d):
+                        out_x[r, k, i] = x[r, i]
+                    out_e[r, k] = np.nan if diverged[r] >= 0 else energy[r]
+                    _put(o_gnorm, r, k, np.nan if diverged[r] >= 0 else gnorm[r])
+                    _put(o_lr, r, k, lr)
