@@ -610,7 +610,7 @@ class _SGDFamily(Integrator):
         one = np.zeros((1, 1))
         arrays["momentum"] = np.zeros((R, d)) if opt != _k.OPT_SGD else one
         arrays["second_moment"] = np.zeros((R, d)) if opt == _k.OPT_ADAM else one
-        scratch: dict[str, np.ndarray] = {"vec": np.zeros((R, _k.N_VEC, d))}
+        scratch: dict[str, np.ndarray] = {"vec": np.zeros((R * _k.N_VEC, d))}  # row r * N_VEC + slot
         if not isinstance(target, Problem):
             scratch.update(grad=np.empty((R, d)), energy=np.empty(R), gnorm=np.full(R, np.nan))
             return State(arrays=arrays, scratch=scratch)
@@ -635,7 +635,7 @@ class _SGDFamily(Integrator):
         if icfg[_k.I_SAMPLING] == _k.SAMPLE_STRATIFIED:
             scratch["alloc"] = np.full((R, cfg["strata"].size), -1, dtype=np.int64)
         if cfg["aug"] is not None:
-            scratch["rowz"] = np.zeros((R, 2, m))
+            scratch["rowz"] = np.zeros((2 * R, m))  # rows 2r: augmented copy, 2r + 1: its normals
         if icfg[_k.I_COMP] != _k.COMP_NONE:
             scratch["topi"] = np.zeros((R, max(1, icfg[_k.I_COMP_PARAM])), dtype=np.int64)
         chunk = min(_DRAW_CHUNK, self._max_batch(target))

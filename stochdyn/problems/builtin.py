@@ -21,6 +21,7 @@ from .._validation import ValidationError, check_array, check_choice, check_int,
 from .._numba_utils import LazyCFunc
 from ._compiled import AUGMENT_SIG, BATCH_SIG, SAMPLE_SIG, dot4
 from .base import Data, Problem, QuadraticForm, register_problem
+from .data import provenance
 
 __all__ = ["LeastSquares", "LogisticRegression", "OneHiddenLayer", "RitzEnergy1D", "gaussian_augment"]
 
@@ -53,12 +54,15 @@ def _from_data(cls, data: Data, **kwargs: Any):
     return cls(data.X, data.y, source=data.source, **kwargs)
 
 
-def _features_targets(owner: str, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+def _features_targets(owner: str, X: Any, y: Any, source: dict[str, Any] | None
+                      ) -> tuple[np.ndarray, np.ndarray, dict[str, Any] | None]:
+    """Validated ``X``, ``y`` and their provenance: ``source`` if given, else the generator that made
+    these very values in this session (so ``Cls(data.X, data.y)`` and ``Cls.from_data(data)`` agree)."""
     X = check_array("X", X, owner, ndim=2, min_size=1)
     y = check_array("y", y, owner, ndim=1)
     if y.shape[0] != X.shape[0]:
         raise ValidationError(f"The 'y' parameter of {owner} must have one entry per row of X ({X.shape[0]}). Got {y.shape[0]}.")
-    return X, y
+    return X, y, source if source is not None else provenance(X, y)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,7 +142,7 @@ class LeastSquares(QuadraticForm, Problem):
     def __init__(self, X: Any, y: Any, weights: Any = None, labels: Any = None, l2: float = 0.0,
                  source: dict[str, Any] | None = None):
         owner = "LeastSquares"
-        X, y = _features_targets(owner, X, y)
+        X, y, source = _features_targets(owner, X, y, source)
         l2 = check_real("l2", l2, owner, ge=0.0)
         N, d = X.shape
         super().__init__(np.column_stack([X, y]), d, [l2], {"l2": l2}, weights=weights, labels=labels,
@@ -230,7 +234,7 @@ class LogisticRegression(Problem):
     def __init__(self, X: Any, y: Any, n_classes: int | None = None, weights: Any = None, l2: float = 0.0,
                  source: dict[str, Any] | None = None):
         owner = "LogisticRegression"
-        X, y = _features_targets(owner, X, y)
+        X, y, source = _features_targets(owner, X, y, source)
         if np.any(y != np.round(y)) or np.any(y < 0):
             raise ValidationError(f"The 'y' parameter of {owner} must hold class labels 0, 1, ..., K-1.")
         K = max(2, int(y.max()) + 1) if n_classes is None else check_int("n_classes", n_classes, owner, ge=2)
@@ -307,7 +311,7 @@ class OneHiddenLayer(Problem):
     def __init__(self, X: Any, y: Any, hidden: int = 8, weights: Any = None, labels: Any = None, l2: float = 0.0,
                  source: dict[str, Any] | None = None):
         owner = "OneHiddenLayer"
-        X, y = _features_targets(owner, X, y)
+        X, y, source = _features_targets(owner, X, y, source)
         H = check_int("hidden", hidden, owner, ge=1)
         l2 = check_real("l2", l2, owner, ge=0.0)
         p = X.shape[1]

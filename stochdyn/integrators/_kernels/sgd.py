@@ -68,7 +68,7 @@ N_ICFG = 11
 F_LR, F_MOMENTUM, F_BETA1, F_BETA2, F_EPS = 0, 1, 2, 3, 4
 F_WARMUP, F_TOTAL, F_FINAL, F_STEP_SIZE, F_GAMMA, F_NORM_THETA = 5, 6, 7, 8, 9, 10
 N_FCFG = 11
-# -- slots of the per-replica vector scratch ``vec[r, slot, :]`` -----------------------------------
+# -- slots of the per-replica vector scratch: row ``r * N_VEC + slot`` of ``vec`` (R * N_VEC, d) ---------
 V_WORK, V_EXAMPLE, V_WORKER, V_RAW, V_GRAD, V_NORMALS, V_ZETA = 0, 1, 2, 3, 4, 5, 6
 N_VEC = 7
 
@@ -178,8 +178,8 @@ def allocate(B, a, starts, out):
 
 
 @njit(cache=True, error_model="numpy")
-def compress(mode, param, v, idx, tmp, s0, s1):
-    r"""Compress ``v`` in place; returns the advanced generator words.
+def compress(mode, param, vec, v, topi, r, t, s0, s1):
+    r"""Compress the row ``vec[v]`` in place; returns the advanced generator words.
 
     * quantise (QSGD, Alistarh et al. 2017, NeurIPS): :math:`Q_s(v)_i = \|v\|_2\,\mathrm{sign}(v_i)\,\xi_i/s`,
       :math:`\xi_i = l` or :math:`l+1` with :math:`l=\lfloor s|v_i|/\|v\|\rfloor` and
@@ -187,53 +187,59 @@ def compress(mode, param, v, idx, tmp, s0, s1):
     * scaled sign (Karimireddy et al. 2019, ICML, "Error feedback fixes SignSGD"):
       :math:`(\|v\|_1/d)\,\mathrm{sign}(v)`;
     * top-k (Stich, Cordonnier & Jaggi 2018, NeurIPS): keep the ``k`` largest :math:`|v_i|`
-      (ties to the lower index), zero the rest; ``idx`` (int, length >= k) and ``tmp`` (length d) are scratch.
+      (ties to the lower index), zero the rest; ``topi[r]`` (length >= k) and the row ``vec[t]`` are scratch.
     """
-    d = v.shape[0]
+    d = vec.shape[1]
     if mode == COMP_QUANTIZE:
         nrm = 0.0
         for i in range(d):
-            nrm += v[i] * v[i]
+            nrm += vec[v, i] * vec[v, i]
         nrm = math.sqrt(nrm)
         for i in range(d):
             u, s0, s1 = uniform(s0, s1)
             if nrm == 0.0:
-                v[i] = 0.0
+                vec[v, i] = 0.0
                 continue
-            a = param * abs(v[i]) / nrm
+            a = param * abs(vec[v, i]) / nrm
             lev = math.floor(a)
             if u < a - lev:
                 lev += 1.0
-            v[i] = math.copysign(nrm * lev / param, v[i]) if lev != 0.0 else 0.0
+            vec[v, i] = math.copysign(nrm * lev / param, vec[v, i]) if lev != 0.0 else 0.0
     elif mode == COMP_SIGN:
         l1 = 0.0
         for i in range(d):
-            l1 += abs(v[i])
+            l1 += abs(vec[v, i])
         scale = l1 / d
         for i in range(d):
-            v[i] = scale if v[i] > 0.0 else (-scale if v[i] < 0.0 else 0.0)
+            vec[v, i] = scale if vec[v, i] > 0.0 else (-scale if vec[v, i] < 0.0 else 0.0)
     elif mode == COMP_TOPK:
         k = int(param)
-        n = 0  # idx[:n] holds the indices of the n largest |v| so far, in decreasing order
+        n = 0  # topi[r, :n] holds the indices of the n largest |v| so far, in decreasing order
         for i in range(d):
-            a = abs(v[i])
-            if n == k and a <= abs(v[idx[k - 1]]):
+            a = abs(vec[v, i])
+            if n == k and a <= abs(vec[v, topi[r, k - 1]]):
                 continue
             pos = min(n, k - 1)
-            while pos > 0 and abs(v[idx[pos - 1]]) < a:
-                idx[pos] = idx[pos - 1]
+            while pos > 0 and abs(vec[v, topi[r, pos - 1]]) < a:
+                topi[r, pos] = topi[r, pos - 1]
                 pos -= 1
-            idx[pos] = i
+            topi[r, pos] = i
             n = min(n + 1, k)
         for i in range(d):
-            tmp[i] = 0.0
+            vec[t, i] = 0.0
         for j in range(n):
-            tmp[idx[j]] = v[idx[j]]
+            vec[t, topi[r, j]] = vec[v, topi[r, j]]
         for i in range(d):
-            v[i] = tmp[i]
+            vec[v, i] = vec[t, i]
     return s0, s1
 
 
+# ---------------------------------------------------------------------------------------------------
+# Per-replica pieces. The scratch ``vec`` is (R * N_VEC, d): row ``r * N_VEC + V_*`` is replica r's
+# vector of that slot. Hot code indexes 2-D arrays by (row, i) and passes raw row pointers, never
+# array views: a view is a new reference-counted array (an atomic increment and decrement each),
+# which cost ~3 ns per example on least squares when made every step.
+# ---------------------------------------------------------------------------------------------------
 @njit(cache=True, error_model="numpy")
 def _put(out, r, k, v):
     """``out[r, k] = v`` when the output is recorded (``out`` is None otherwise: nothing compiled)."""
@@ -272,42 +278,44 @@ def _batch_size(plan_steps, plan_sizes, norm_batch, B0, r, step):
 
 
 @njit(cache=True, error_model="numpy")
-def _gradient_noise(mode, L, scale, z, out, s0, s1):
-    """``out += scale * L @ xi`` for ``xi ~ N(0, I)`` (diag: ``L[i, i]``; full: lower-triangular L)."""
-    d = out.shape[0]
+def _gradient_noise(mode, L, scale, vec, z, out, s0, s1):
+    """``vec[out] += scale * L @ xi`` for ``xi ~ N(0, I)`` (diag: ``L[i, i]``; full: lower-triangular L,
+    with ``xi`` kept in the row ``vec[z]``)."""
+    d = vec.shape[1]
     if mode == NOISE_DIAG:
         for i in range(d):
             w, s0, s1 = normal(s0, s1)
-            out[i] += (scale * L[i, i]) * w
+            vec[out, i] += (scale * L[i, i]) * w
     else:
         for i in range(d):
-            z[i], s0, s1 = normal(s0, s1)
+            vec[z, i], s0, s1 = normal(s0, s1)
         for i in range(d):
             acc = 0.0
             for j in range(i + 1):
-                acc += (scale * L[i, j]) * z[j]
-            out[i] += acc
+                acc += (scale * L[i, j]) * vec[z, j]
+            vec[out, i] += acc
     return s0, s1
 
 
 @njit(cache=True, error_model="numpy")
-def _clip_and_norm(G, clip):
-    """Norm of ``G``; ``G`` is scaled to norm ``clip`` if it is longer (``clip`` None: no clipping)."""
+def _clip_and_norm(vec, g, clip):
+    """Norm of the row ``vec[g]``, scaled to norm ``clip`` if it is longer (``clip`` None: no clipping)."""
     nrm = 0.0
-    for i in range(G.shape[0]):
-        nrm += G[i] * G[i]
+    for i in range(vec.shape[1]):
+        nrm += vec[g, i] * vec[g, i]
     nrm = math.sqrt(nrm)
     if clip is not None:
         if nrm > clip:
             f = clip / nrm
-            for i in range(G.shape[0]):
-                G[i] *= f
+            for i in range(vec.shape[1]):
+                vec[g, i] *= f
     return nrm
 
 
 @njit(cache=True, error_model="numpy")
-def _update(icfg, fcfg, x, r, G, mom, sqm, temperature, noise_upd, zeta, z, lr, step, s0, s1):
-    """One optimiser step of replica ``r`` with the (noisy, clipped) gradient ``G``; returns (ok, s0, s1).
+def _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s0, s1):
+    """One optimiser step of replica ``r`` with the (noisy, clipped) gradient ``G = vec[r*N_VEC + V_GRAD]``;
+    returns (ok, s0, s1).
 
     SGD (``mom`` None): ``x <- x - lr*G + zeta``, where ``zeta`` holds the additive noise that is
     not routed through G: gradient noise ``lr * L xi`` (``noise_upd``, set when there is no
@@ -317,6 +325,7 @@ def _update(icfg, fcfg, x, r, G, mom, sqm, temperature, noise_upd, zeta, z, lr, 
     (``sqm`` set; Kingma & Ba 2015, with bias correction).
     """
     d = x.shape[1]
+    g = r * N_VEC + V_GRAD
     ok = True
     if mom is None:
         noisy = False
@@ -326,32 +335,35 @@ def _update(icfg, fcfg, x, r, G, mom, sqm, temperature, noise_upd, zeta, z, lr, 
             if temperature > 0.0:
                 noisy = True
         if noisy:
+            zeta = r * N_VEC + V_ZETA
             for i in range(d):
-                zeta[i] = 0.0
+                vec[zeta, i] = 0.0
             if noise_upd is not None:
-                s0, s1 = _gradient_noise(icfg[I_NOISE], noise_upd, lr, z, zeta, s0, s1)
+                s0, s1 = _gradient_noise(icfg[I_NOISE], noise_upd, lr, vec, r * N_VEC + V_NORMALS, zeta, s0, s1)
             if temperature is not None:
                 if temperature > 0.0:
                     sig = math.sqrt(2.0 * temperature * lr)
                     for i in range(d):
                         w, s0, s1 = normal(s0, s1)
-                        zeta[i] += sig * w
+                        vec[zeta, i] += sig * w
             for i in range(d):
-                xi = x[r, i] - lr * G[i] + zeta[i]
+                xi = x[r, i] - lr * vec[g, i] + vec[zeta, i]
                 x[r, i] = xi
                 ok = ok and math.isfinite(xi)
         else:
+            acc = 0.0
             for i in range(d):
-                xi = x[r, i] - lr * G[i]
+                xi = x[r, i] - lr * vec[g, i]
                 x[r, i] = xi
-                ok = ok and math.isfinite(xi)
+                acc += 0.0 * xi
+            ok = acc == 0.0  # 0 * xi is 0 for a finite coordinate, nan otherwise
     elif sqm is None:
         mu = fcfg[F_MOMENTUM]
         heavy = icfg[I_OPT] == OPT_HEAVY_BALL
         for i in range(d):
-            v = mu * mom[r, i] + G[i]
+            v = mu * mom[r, i] + vec[g, i]
             mom[r, i] = v
-            xi = x[r, i] - lr * (v if heavy else G[i] + mu * v)
+            xi = x[r, i] - lr * (v if heavy else vec[g, i] + mu * v)
             x[r, i] = xi
             ok = ok and math.isfinite(xi)
     else:
@@ -360,25 +372,28 @@ def _update(icfg, fcfg, x, r, G, mom, sqm, temperature, noise_upd, zeta, z, lr, 
         eps = fcfg[F_EPS]
         bc1 = 1.0 - b1**step
         bc2 = 1.0 - b2**step
+        acc = 0.0
         for i in range(d):
-            m = b1 * mom[r, i] + (1.0 - b1) * G[i]
-            v = b2 * sqm[r, i] + (1.0 - b2) * G[i] * G[i]
+            G = vec[g, i]
+            m = b1 * mom[r, i] + (1.0 - b1) * G
+            v = b2 * sqm[r, i] + (1.0 - b2) * G * G
             mom[r, i] = m
             sqm[r, i] = v
             xi = x[r, i] - lr * (m / bc1) / (math.sqrt(v / bc2) + eps)
             x[r, i] = xi
-            ok = ok and math.isfinite(xi)
+            acc += 0.0 * xi
+        ok = acc == 0.0
     return ok, s0, s1
 
 
 @njit(cache=True, error_model="numpy")
-def _finish_update(icfg, fcfg, x, r, G, lr, step, noise_grad, clip, mom, sqm, temperature, noise_upd, vec, s0, s1):
+def _finish_update(icfg, fcfg, x, r, vec, lr, step, noise_grad, clip, mom, sqm, temperature, noise_upd, s0, s1):
     """Gradient noise routed through G, clipping, the optimiser step. Returns ``(gnorm, ok, s0, s1)``."""
+    g = r * N_VEC + V_GRAD
     if noise_grad is not None:
-        s0, s1 = _gradient_noise(icfg[I_NOISE], noise_grad, 1.0, vec[r, V_NORMALS], G, s0, s1)
-    gnorm = _clip_and_norm(G, clip)
-    ok, s0, s1 = _update(icfg, fcfg, x, r, G, mom, sqm, temperature, noise_upd, vec[r, V_ZETA], vec[r, V_NORMALS],
-                         lr, step, s0, s1)
+        s0, s1 = _gradient_noise(icfg[I_NOISE], noise_grad, 1.0, vec, r * N_VEC + V_NORMALS, g, s0, s1)
+    gnorm = _clip_and_norm(vec, g, clip)
+    ok, s0, s1 = _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s0, s1)
     return gnorm, ok and math.isfinite(gnorm), s0, s1
 
 
@@ -386,9 +401,9 @@ def _finish_update(icfg, fcfg, x, r, G, lr, step, noise_grad, clip, mom, sqm, te
 # Finite-sum problems
 # ---------------------------------------------------------------------------------------------------
 @njit(cache=True, error_model="numpy")
-def _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, idx, coef, h, hcount, s0, s1):
-    """Draws ``j0 .. j0+n-1`` of replica ``r``'s batch: example indices into ``idx[:n]`` and their
-    multipliers into ``coef[:n]``, prefetching their rows. Sampling: full batch (``full``), with
+def _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, bidx, bcoef, h, hcount, s0, s1):
+    """Draws ``j0 .. j0+n-1`` of replica ``r``'s batch: example indices into ``bidx[r, :n]`` and their
+    multipliers into ``bcoef[r, :n]``, prefetching their rows. Sampling: full batch (``full``), with
     replacement (``perm`` None), epoch-wise (``epoch_pos`` set), stratified (``strata`` set),
     otherwise without replacement. ``(h, hcount)`` is the stratified sampler's position (stratum,
     draws taken from it). Returns ``(h, hcount, s0, s1)``."""
@@ -399,21 +414,21 @@ def _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, idx,
             for t in range(n):
                 i = j0 + t
                 prefetch_row(data, i)
-                idx[t] = i
-                coef[t] = weights[i]
+                bidx[r, t] = i
+                bcoef[r, t] = weights[i]
         else:
             for t in range(n):
                 i, s0, s1 = randbelow(N, s0, s1)
                 prefetch_row(data, i)
-                idx[t] = i
-                coef[t] = weights[i] * nb
+                bidx[r, t] = i
+                bcoef[r, t] = weights[i] * nb
         return h, hcount, s0, s1
     if epoch_pos is not None:
         for t in range(n):
             i = perm[r, epoch_pos[r] + j0 + t]
             prefetch_row(data, i)
-            idx[t] = i
-            coef[t] = weights[i] * nb
+            bidx[r, t] = i
+            bcoef[r, t] = weights[i] * nb
         return h, hcount, s0, s1
     if strata is not None:
         for t in range(n):  # n_h draws without replacement within stratum h, in stratum order
@@ -429,8 +444,8 @@ def _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, idx,
             perm[r, kk] = tmp
             i = perm[r, base + hcount]
             prefetch_row(data, i)
-            idx[t] = i
-            coef[t] = weights[i] * Nh / alloc[r, h]
+            bidx[r, t] = i
+            bcoef[r, t] = weights[i] * Nh / alloc[r, h]
             hcount += 1
         return h, hcount, s0, s1
     for t in range(n):  # without replacement: partial Fisher-Yates on the replica's permutation
@@ -442,65 +457,66 @@ def _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, idx,
         perm[r, kk] = tmp
         i = perm[r, j]
         prefetch_row(data, i)
-        idx[t] = i
-        coef[t] = weights[i] * nb
+        bidx[r, t] = i
+        bcoef[r, t] = weights[i] * nb
     return h, hcount, s0, s1
 
 
 @njit(cache=True, error_model="numpy")
-def _finish_worker(icfg, B, bk, worker, wk, graw, G, vbuf, ef, r, workers, vec, s0, s1):
+def _finish_worker(icfg, B, bk, worker, vec, r, ef, workers, s0, s1):
     """End of a worker's share of ``bk`` draws: add its sum ``wk`` to the raw estimate, compress its own
     estimate ``(B/bk) wk`` (with error feedback if ``ef`` is set) and add ``(bk/B) C(.)`` to the
-    server's average. ``workers`` None: one uncompressed worker."""
-    d = wk.shape[0]
+    server's average ``G``. ``workers`` None: one uncompressed worker."""
+    d = vec.shape[1]
+    o = r * N_VEC
+    wk = o + V_WORKER
+    graw = o + V_RAW
+    G = o + V_GRAD
+    vbuf = o + V_NORMALS
     comp = COMP_NONE if workers is None else icfg[I_COMP]
     if comp == COMP_NONE:
         for k in range(d):
-            graw[k] += wk[k]
-            G[k] += wk[k]
+            vec[graw, k] += vec[wk, k]
+            vec[G, k] += vec[wk, k]
     elif workers is not None:
         scale = B / bk
         for k in range(d):
-            graw[k] += wk[k]
-            vbuf[k] = scale * wk[k]
+            vec[graw, k] += vec[wk, k]
+            vec[vbuf, k] = scale * vec[wk, k]
         if ef is not None:
             for k in range(d):
-                vbuf[k] += ef[r, worker, k]
-                ef[r, worker, k] = vbuf[k]
-        s0, s1 = compress(comp, icfg[I_COMP_PARAM], vbuf, workers[r], vec[r, V_ZETA], s0, s1)
+                vec[vbuf, k] += ef[r, worker, k]
+                ef[r, worker, k] = vec[vbuf, k]
+        s0, s1 = compress(comp, icfg[I_COMP_PARAM], vec, vbuf, workers, r, o + V_ZETA, s0, s1)
         if ef is not None:
             for k in range(d):
-                ef[r, worker, k] -= vbuf[k]
+                ef[r, worker, k] -= vec[vbuf, k]
         back = bk / B
         for k in range(d):
-            G[k] += back * vbuf[k]
+            vec[G, k] += back * vec[vbuf, k]
     for k in range(d):
-        wk[k] = 0.0
+        vec[wk, k] = 0.0
     return s0, s1
 
 
 @njit(cache=True, error_model="numpy")
 def _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz, workers, ef, icfg, full, perm, epoch_pos,
-                      strata, alloc, x, r, B,
-                      vec, bidx, bcoef, need_sq, s0, s1):
+                      strata, alloc, x, r, B, vec, bidx, bcoef, need_sq, s0, s1):
     """Mini-batch gradient through the per-sample function (statistics, augmentation or several workers):
-    writes ``vec[r, V_RAW]`` (the uncompressed estimate) and ``vec[r, V_GRAD]`` (after compression and
-    averaging over workers); returns ``(batch loss, sum_j c_j^2 |grad l_j|^2, s0, s1)``."""
+    writes the rows ``V_RAW`` (the uncompressed estimate) and ``V_GRAD`` (after compression and averaging
+    over workers) of replica ``r``; returns ``(batch loss, sum_j c_j^2 |grad l_j|^2, s0, s1)``.
+    ``rowz`` is (2R, m): rows 2r (augmented copy) and 2r + 1 (its normals)."""
     N, m = data.shape
     d = x.shape[1]
     nh = hyper.shape[0]
-    ge = vec[r, V_EXAMPLE]
-    wk = vec[r, V_WORKER]
-    graw = vec[r, V_RAW]
-    G = vec[r, V_GRAD]
-    vbuf = vec[r, V_NORMALS]
-    idx = bidx[r]
-    coef = bcoef[r]
-    chunk = idx.shape[0]
+    o = r * N_VEC
+    ge = o + V_EXAMPLE
+    wk = o + V_WORKER
+    chunk = bidx.shape[1]
     for k in range(d):
-        graw[k] = 0.0
-        G[k] = 0.0
-        wk[k] = 0.0
+        vec[o + V_RAW, k] = 0.0
+        vec[o + V_GRAD, k] = 0.0
+        vec[wk, k] = 0.0
     A = icfg[I_COPIES]
     K = 1 if workers is None else icfg[I_WORKERS]
     h = np.int64(0)  # stratified sampler's position (typed int64, not a literal: one _draw specialisation)
@@ -513,20 +529,21 @@ def _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz, wo
     inv_a = 1.0 / A
     xp = row_ptr(x, r)
     hp = row_ptr(hyper, 0)
-    wp = row_ptr(vec[r, V_WORK], 0)
-    dp = row_ptr(ge, 0) if need_sq else row_ptr(wk, 0)  # where the example's gradient goes
+    wp = row_ptr(vec, o + V_WORK)
+    dp = row_ptr(vec, ge if need_sq else wk)  # where the example's gradient goes
     j0 = np.int64(0)
     while j0 < B:
         n = min(chunk, B - j0)
-        h, hcount, s0, s1 = _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, idx, coef, h, hcount, s0, s1)
+        h, hcount, s0, s1 = _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, bidx, bcoef, h,
+                                  hcount, s0, s1)
         for t in range(n):
-            i = idx[t]
-            c = coef[t]
+            i = bidx[r, t]
+            c = bcoef[r, t]
             # the example's gradient (mean over A augmented copies): straight into the worker's sum with
             # weight c, or (for the noise statistics) into ge first
             if need_sq:
                 for k in range(d):
-                    ge[k] = 0.0
+                    vec[ge, k] = 0.0
             scale = inv_a if need_sq else c * inv_a
             if aug_fn is None:
                 li = sample_fn(xp, d, row_ptr(data, i), m, hp, nh, dp, scale, wp)
@@ -534,53 +551,52 @@ def _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz, wo
                 li = 0.0
                 for a in range(A):
                     for k in range(icfg[I_AUG_NORMALS]):
-                        rowz[r, 1, k], s0, s1 = normal(s0, s1)
-                    aug_fn(row_ptr(data, i), m, row_ptr(rowz[r, 1], 0), row_ptr(rowz[r, 0], 0), row_ptr(aug_par, 0),
+                        rowz[2 * r + 1, k], s0, s1 = normal(s0, s1)
+                    aug_fn(row_ptr(data, i), m, row_ptr(rowz, 2 * r + 1), row_ptr(rowz, 2 * r), row_ptr(aug_par, 0),
                            aug_par.shape[0])
-                    li += sample_fn(xp, d, row_ptr(rowz[r, 0], 0), m, hp, nh, dp, scale, wp)
+                    li += sample_fn(xp, d, row_ptr(rowz, 2 * r), m, hp, nh, dp, scale, wp)
                 li *= inv_a
             loss += c * li
             if need_sq:
                 n2 = 0.0
                 for k in range(d):
-                    wk[k] += c * ge[k]
-                    n2 += ge[k] * ge[k]
+                    vec[wk, k] += c * vec[ge, k]
+                    n2 += vec[ge, k] * vec[ge, k]
                 sq += c * c * n2
             if workers is not None:
                 if j0 + t + 1 == share_end and j0 + t + 1 < B:  # a worker's share ends (the last one: below)
-                    s0, s1 = _finish_worker(icfg, B, share_end - share_start, worker, wk, graw, G, vbuf, ef, r,
-                                            workers, vec, s0, s1)
+                    s0, s1 = _finish_worker(icfg, B, share_end - share_start, worker, vec, r, ef, workers, s0, s1)
                     worker += 1
                     share_start = share_end
                     share_end += B // K + (1 if worker < B % K else 0)
         j0 += n
-    s0, s1 = _finish_worker(icfg, B, B - share_start, worker, wk, graw, G, vbuf, ef, r, workers, vec, s0, s1)
+    s0, s1 = _finish_worker(icfg, B, B - share_start, worker, vec, r, ef, workers, s0, s1)
     return loss, sq, s0, s1
 
 
 @njit(cache=True, error_model="numpy")
 def _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos, strata, alloc, x, r, B, vec, bidx, bcoef, s0,
                     s1):
-    """Mini-batch gradient into ``vec[r, V_GRAD]`` through the problem's batch function, one call per
-    chunk of draws (the common case: no statistics this step, no augmentation, one worker).
-    Returns ``(batch loss, s0, s1)``: the same arithmetic, in the same order, as the per-sample path."""
+    """Mini-batch gradient into the row ``V_GRAD`` of replica ``r`` through the problem's batch function,
+    one call per chunk of draws (the common case: no statistics this step, no augmentation, one
+    worker). Returns ``(batch loss, s0, s1)``: the same arithmetic, in the same order, as the
+    per-sample path."""
     N, m = data.shape
     d = x.shape[1]
-    G = vec[r, V_GRAD]
-    idx = bidx[r]
-    coef = bcoef[r]
-    chunk = idx.shape[0]
+    g = r * N_VEC + V_GRAD
+    chunk = bidx.shape[1]
     for k in range(d):
-        G[k] = 0.0
-    h = np.int64(0)  # stratified sampler's position (typed int64, not a literal: one _draw specialisation)
+        vec[g, k] = 0.0
+    h = np.int64(0)
     hcount = np.int64(0)
     loss = 0.0
     j0 = np.int64(0)
     while j0 < B:
         n = min(chunk, B - j0)
-        h, hcount, s0, s1 = _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, idx, coef, h, hcount, s0, s1)
-        loss = batch_fn(row_ptr(x, r), d, row_ptr(data, 0), N, m, row_ptr(idx, 0), row_ptr(coef, 0), n,
-                        row_ptr(hyper, 0), hyper.shape[0], row_ptr(G, 0), row_ptr(vec[r, V_WORK], 0), loss)
+        h, hcount, s0, s1 = _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, bidx, bcoef, h,
+                                  hcount, s0, s1)
+        loss = batch_fn(row_ptr(x, r), d, row_ptr(data, 0), N, m, row_ptr(bidx, r), row_ptr(bcoef, r), n,
+                        row_ptr(hyper, 0), hyper.shape[0], row_ptr(vec, g), row_ptr(vec, r * N_VEC + V_WORK), loss)
         j0 += n
     return loss, s0, s1
 
@@ -652,10 +668,10 @@ def sgd_problem(plain, general, batch_fn, sample_fn, data, weights, hyper, icfg,
                                                          icfg, full, perm, epoch_pos, strata, alloc, x, r, B, vec, bidx,
                                                          bcoef, need_sq, s0, s1)
                     if need_sq and B > 1:
-                        graw = vec[r, V_RAW]
+                        graw = r * N_VEC + V_RAW
                         g2 = 0.0
                         for k in range(d):
-                            g2 += graw[k] * graw[k]
+                            g2 += vec[graw, k] * vec[graw, k]
                         gvar = max((B * B * sq - B * g2) / (B - 1), 0.0)
                         nscale = gvar / g2  # error_model="numpy": x/0 gives inf/nan, never raises
                         snr = B * g2 / gvar
@@ -666,8 +682,8 @@ def sgd_problem(plain, general, batch_fn, sample_fn, data, weights, hyper, icfg,
                                 norm_batch[r] = min(icfg[I_BMAX], max(B, want))
                 if epoch_pos is not None:
                     epoch_pos[r] += B
-                gnorm, ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec[r, V_GRAD], lr, step, noise_grad, clip, mom, sqm,
-                                                   temperature, noise_upd, vec, s0, s1)
+                gnorm, ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec, lr, step, noise_grad, clip, mom, sqm,
+                                                   temperature, noise_upd, s0, s1)
                 examples[r] += B * A
                 if not (ok and math.isfinite(loss)):
                     _freeze(x, r, diverged, step)
@@ -714,11 +730,11 @@ def sgd_landscape(Bk, fn, theta, icfg, fcfg, sched, noise_grad, noise_upd, clip,
                     continue
                 s0 = rng[r, 0]
                 s1 = rng[r, 1]
-                G = vec[r, V_GRAD]
+                g = r * N_VEC + V_GRAD
                 for i in range(d):
-                    G[i] = grad[r, i]
-                gnorm[r], ok, s0, s1 = _finish_update(icfg, fcfg, x, r, G, lr, step, noise_grad, clip, mom, sqm,
-                                                      temperature, noise_upd, vec, s0, s1)
+                    vec[g, i] = grad[r, i]
+                gnorm[r], ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec, lr, step, noise_grad, clip, mom, sqm,
+                                                      temperature, noise_upd, s0, s1)
                 rng[r, 0] = s0
                 rng[r, 1] = s1
                 if not (ok and math.isfinite(energy[r])):
