@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import ValidationError, check_array, check_bool, check_choice, check_int, check_real, check_spd
+from .._numba_utils import run_blocks
 from ..landscapes.base import Landscape
 from ..problems.base import Problem
 from ..problems.builtin import gaussian_augment
@@ -529,77 +530,77 @@ class _SGDFamily(Integrator):
                                   f"Got shape {arr.shape}.")
         return _k.NOISE_DIAG, np.diag(np.sqrt(np.broadcast_to(arr, (d,))))
 
-    def _optimizer(self) -> tuple[int, float, float, float, float, float]:
-        """``(mode, momentum, beta1, beta2, eps, temperature)`` (overridden by each integrator)."""
+    def _optimizer(self) -> tuple[int, float, float, float, float, float | None]:
+        """``(mode, momentum, beta1, beta2, eps, temperature)`` (overridden by each integrator; the
+        temperature is None for SGD and Adam, so the kernels are not compiled with SGLD's noise)."""
         raise NotImplementedError
 
     def _config(self, target: Any) -> dict[str, Any]:
-        """Everything the kernels read, as arrays (built from the validated fields)."""
+        """Everything the kernels read: ``icfg``/``fcfg`` numbers and, per practice, its data or None
+        when the run does not use it (the kernels are specialised on which practices are present)."""
         d = target.dim
         opt, mu, b1, b2, eps, T = self._optimizer()
         noise_mode, L = self._noise_factor(d)
-        sched = self.lr_schedule or LRSchedule()
-        lr_kind, lr_par, lr_table = sched.kernel_args()
-        rec = self._recorded(target)
+        sched = self.lr_schedule
         icfg = np.zeros(_k.N_ICFG, dtype=np.int64)
         fcfg = np.zeros(_k.N_FCFG)
         icfg[_k.I_OPT] = opt
-        icfg[_k.I_LR_KIND] = lr_kind
         icfg[_k.I_NOISE] = noise_mode
-        icfg[_k.I_CLIP] = self.clip_norm is not None
-        icfg[_k.I_NOISE_IN_UPDATE] = opt == _k.OPT_SGD and self.clip_norm is None
-        for q, name in enumerate(_FLOAT_OUT):
-            icfg[_k.I_REC_FLOAT + q] = name in rec
-        for q, name in enumerate(_INT_OUT):
-            icfg[_k.I_REC_INT + q] = name in rec
-        fcfg[[_k.F_LR, _k.F_MOMENTUM, _k.F_BETA1, _k.F_BETA2, _k.F_EPS, _k.F_TEMPERATURE]] = (
-            self.lr, mu, b1, b2, eps, T)  # type: ignore[attr-defined]
-        fcfg[_k.F_CLIP] = self.clip_norm or 0.0
-        fcfg[[_k.F_WARMUP, _k.F_TOTAL, _k.F_FINAL, _k.F_STEP_SIZE, _k.F_GAMMA]] = lr_par
-        cfg: dict[str, Any] = {"icfg": icfg, "fcfg": fcfg, "lr_table": lr_table, "noise_L": L}
+        fcfg[[_k.F_LR, _k.F_MOMENTUM, _k.F_BETA1, _k.F_BETA2, _k.F_EPS]] = (self.lr, mu, b1, b2, eps)  # type: ignore[attr-defined]
+        cfg: dict[str, Any] = {"icfg": icfg, "fcfg": fcfg, "sched": None, "temperature": T,
+                               "clip": self.clip_norm, "noise_grad": None, "noise_upd": None}
+        if sched is not None and (sched.kind != "constant" or sched.warmup_steps > 0):
+            lr_kind, lr_par, lr_table = sched.kernel_args()
+            icfg[_k.I_LR_KIND] = lr_kind
+            fcfg[[_k.F_WARMUP, _k.F_TOTAL, _k.F_FINAL, _k.F_STEP_SIZE, _k.F_GAMMA]] = lr_par
+            cfg["sched"] = lr_table
+        if noise_mode != _k.NOISE_NONE:
+            # plain SGD without clipping adds lr * L xi in the update (Euler-Maruyama's arithmetic); otherwise
+            # the noise joins the gradient before clipping and the optimiser
+            cfg["noise_upd" if opt == _k.OPT_SGD and self.clip_norm is None else "noise_grad"] = L
         if not isinstance(target, Problem):
             return cfg
         N = target.n
         samp = self.sampling or Sampling()
-        icfg[_k.I_SAMPLING] = (_k.SAMPLE_FULL if self.batch_size is None else
-                               {"with_replacement": _k.SAMPLE_REPLACEMENT, "without_replacement": _k.SAMPLE_WITHOUT,
-                                "epoch": _k.SAMPLE_EPOCH, "stratified": _k.SAMPLE_STRATIFIED}[samp.mode])
-        B0 = N if self.batch_size is None else self.batch_size
-        bs = self.batch_schedule
-        icfg[_k.I_BATCH_MODE] = (_k.BATCH_FIXED if bs is None else
-                                 _k.BATCH_PLAN if bs.kind == "plan" else _k.BATCH_NORM_TEST)
-        icfg[_k.I_B0] = B0
+        mode = (_k.SAMPLE_FULL if self.batch_size is None else
+                {"with_replacement": _k.SAMPLE_REPLACEMENT, "without_replacement": _k.SAMPLE_WITHOUT,
+                 "epoch": _k.SAMPLE_EPOCH, "stratified": _k.SAMPLE_STRATIFIED}[samp.mode])
+        icfg[_k.I_SAMPLING] = mode
+        icfg[_k.I_B0] = N if self.batch_size is None else self.batch_size
         icfg[_k.I_BMAX] = self._max_batch(target)
-        fcfg[_k.F_NORM_THETA] = bs.theta if bs is not None else 0.0
-        cfg["plan_steps"] = np.asarray(bs.steps if bs is not None else (), dtype=np.int64)
-        cfg["plan_sizes"] = np.asarray(bs.sizes if bs is not None else (), dtype=np.int64)
-        if icfg[_k.I_SAMPLING] == _k.SAMPLE_STRATIFIED:
+        bs = self.batch_schedule
+        cfg["plan"] = (None, None)
+        cfg["norm_test"] = bs is not None and bs.kind == "norm_test"
+        if bs is not None and bs.kind == "plan":
+            cfg["plan"] = (np.asarray(bs.steps, dtype=np.int64), np.asarray(bs.sizes, dtype=np.int64))
+        if cfg["norm_test"]:
+            fcfg[_k.F_NORM_THETA] = bs.theta  # type: ignore[union-attr]
+        cfg["order"] = None
+        if mode == _k.SAMPLE_STRATIFIED:
             order, starts, _ = target.strata()
             sizes = np.diff(starts).astype(np.float64)
             cfg["alloc_w"] = sizes * (np.asarray(samp.stratum_std) if samp.allocation == "neyman" else 1.0)
             cfg["strata"], cfg["order"] = starts, order
-        else:
-            cfg["alloc_w"], cfg["strata"], cfg["order"] = np.ones(1), np.array([0, N], dtype=np.int64), None
         a = self.augmentation
         icfg[_k.I_COPIES] = 1 if a is None else a.copies
+        cfg["aug"] = None
         if a is not None and (a.transform is not None or a.noise > 0.0 or a.copies > 1):
-            icfg[_k.I_AUG] = 1
             if a.transform is None:
-                cfg["aug"], cfg["aug_par"] = gaussian_augment.get(), np.array([a.noise, float(target.n_features)])
+                cfg["aug"] = (gaussian_augment.get(), np.array([a.noise, float(target.n_features)]))
                 icfg[_k.I_AUG_NORMALS] = target.n_features
             else:
-                cfg["aug"] = a.transform.compiled
-                cfg["aug_par"] = np.asarray(a.transform.params or (0.0,), dtype=np.float64)
+                cfg["aug"] = (a.transform.compiled, np.asarray(a.transform.params or (0.0,), dtype=np.float64))
                 m = target.rows.shape[1]
                 icfg[_k.I_AUG_NORMALS] = m if a.transform.n_normals is None else min(a.transform.n_normals, m)
-        else:
-            cfg["aug"], cfg["aug_par"] = gaussian_augment.get(), np.zeros(2)
         w = self.workers or Workers()
+        cfg["workers"] = w.n_workers > 1 or w.compression != "none"
+        cfg["error_feedback"] = bool(w.error_feedback)
         icfg[_k.I_WORKERS] = w.n_workers
         icfg[_k.I_COMP] = {"none": _k.COMP_NONE, "quantize": _k.COMP_QUANTIZE, "sign": _k.COMP_SIGN,
                            "topk": _k.COMP_TOPK}[w.compression]
         icfg[_k.I_COMP_PARAM] = w.levels if w.compression == "quantize" else w.k
-        icfg[_k.I_EF] = bool(w.error_feedback)
+        rec = self._recorded(target)
+        cfg["stats"] = True if cfg["norm_test"] or any(n in rec for n in ("grad_var", "noise_scale", "snr")) else None
         return cfg
 
     def init_state(self, target: Any, x0: np.ndarray, rng: np.ndarray) -> State:
@@ -609,15 +610,14 @@ class _SGDFamily(Integrator):
         one = np.zeros((1, 1))
         arrays["momentum"] = np.zeros((R, d)) if opt != _k.OPT_SGD else one
         arrays["second_moment"] = np.zeros((R, d)) if opt == _k.OPT_ADAM else one
-        scratch: dict[str, np.ndarray] = {"vec": np.zeros((R, _k.N_VEC, d))}
+        scratch: dict[str, np.ndarray] = {"vec": np.zeros((R * _k.N_VEC, d))}  # row r * N_VEC + slot
         if not isinstance(target, Problem):
             scratch.update(grad=np.empty((R, d)), energy=np.empty(R), gnorm=np.full(R, np.nan))
             return State(arrays=arrays, scratch=scratch)
         cfg = self._config(target)
         icfg = cfg["icfg"]
         N, m = target.rows.shape
-        samp = icfg[_k.I_SAMPLING]
-        if samp in (_k.SAMPLE_WITHOUT, _k.SAMPLE_EPOCH, _k.SAMPLE_STRATIFIED):
+        if icfg[_k.I_SAMPLING] in (_k.SAMPLE_WITHOUT, _k.SAMPLE_EPOCH, _k.SAMPLE_STRATIFIED):
             if R * N * 4 > MAX_PERM_BYTES:
                 raise ValidationError(
                     f"{self.name}: sampling mode {self.sampling.mode!r} keeps a permutation of the N={N} examples per "  # type: ignore[union-attr]
@@ -631,12 +631,13 @@ class _SGDFamily(Integrator):
         arrays["batch"] = np.full(R, icfg[_k.I_B0], dtype=np.int64)
         arrays["examples"] = np.zeros(R, dtype=np.int64)
         K = icfg[_k.I_WORKERS]
-        arrays["error"] = np.zeros((R, K, d)) if icfg[_k.I_EF] else np.zeros((1, 1, 1))
-        H = cfg["strata"].size - 1
-        scratch["alloc"] = np.full((R, H + 1), -1, dtype=np.int64)
-        scratch["rowz"] = np.zeros((R, 2, m)) if icfg[_k.I_AUG] else np.zeros((1, 2, 1))
-        scratch["topi"] = (np.zeros((R, max(1, icfg[_k.I_COMP_PARAM])), dtype=np.int64) if icfg[_k.I_COMP]
-                           else np.zeros((1, 1), dtype=np.int64))
+        arrays["error"] = np.zeros((R, K, d)) if cfg["error_feedback"] else np.zeros((1, 1, 1))
+        if icfg[_k.I_SAMPLING] == _k.SAMPLE_STRATIFIED:
+            scratch["alloc"] = np.full((R, cfg["strata"].size), -1, dtype=np.int64)
+        if cfg["aug"] is not None:
+            scratch["rowz"] = np.zeros((2 * R, m))  # rows 2r: augmented copy, 2r + 1: its normals
+        if icfg[_k.I_COMP] != _k.COMP_NONE:
+            scratch["topi"] = np.zeros((R, max(1, icfg[_k.I_COMP_PARAM])), dtype=np.int64)
         chunk = min(_DRAW_CHUNK, self._max_batch(target))
         scratch["batch_index"] = np.zeros((R, chunk), dtype=np.int64)
         scratch["batch_coef"] = np.zeros((R, chunk))
@@ -654,24 +655,34 @@ class _SGDFamily(Integrator):
     def advance(self, target, state, n_steps, record_every, out, k0, block):
         cfg = self._config(target)
         a, s = state.arrays, state.scratch
-        fdummy, idummy = np.zeros((1, 1)), np.zeros((1, 1), dtype=np.int64)
-
-        def buf(name: str, dummy: np.ndarray) -> np.ndarray:
-            return out[name] if name in out else dummy
-
+        opt = cfg["icfg"][_k.I_OPT]
+        mom = a["momentum"] if opt != _k.OPT_SGD else None
+        sqm = a["second_moment"] if opt == _k.OPT_ADAM else None
+        common = (cfg["icfg"], cfg["fcfg"], cfg["sched"])
+        update = (cfg["noise_grad"], cfg["noise_upd"], cfg["clip"], cfg["temperature"], mom, sqm)
         if not isinstance(target, Problem):
-            _k.sgd_landscape(target.compiled, target.theta, cfg["icfg"], cfg["fcfg"], cfg["lr_table"], cfg["noise_L"],
-                             a["x"], s["grad"], s["energy"], a["rng"], a["diverged"], a["momentum"], a["second_moment"],
-                             s["vec"], s["gnorm"], state.step, n_steps, record_every, k0, out["x"], out["energy"],
-                             buf("grad_norm", fdummy), buf("lr", fdummy), block)
+            args = (block, target.compiled, target.theta, *common, *update, a["x"], s["grad"], s["energy"], a["rng"],
+                    a["diverged"], s["vec"], s["gnorm"], state.step, n_steps, record_every, k0, out["x"], out["energy"],
+                    out.get("grad_norm"), out.get("lr"))
+            run_blocks(_k.sgd_landscape, args, -(-a["x"].shape[0] // block))
             return
-        outf = tuple(buf(n, fdummy) for n in _FLOAT_OUT)
-        outi = tuple(buf(n, idummy) for n in _INT_OUT)
-        _k.sgd_problem(target.compiled, target.rows, target.weights, target.hyper, cfg["aug"], cfg["aug_par"],
-                       cfg["strata"], cfg["alloc_w"], cfg["icfg"], cfg["fcfg"], cfg["lr_table"], cfg["plan_steps"],
-                       cfg["plan_sizes"], cfg["noise_L"], a["x"], a["rng"], a["diverged"], a["momentum"],
-                       a["second_moment"], a["error"], a["perm"], a["epoch_pos"], a["batch"], a["examples"], s["alloc"],
-                       s["vec"], s["rowz"], s["topi"], s["batch_index"], s["batch_coef"], state.step, n_steps, record_every, k0, out["x"], outf, outi)
+        mode = cfg["icfg"][_k.I_SAMPLING]
+        perm = a["perm"] if mode in (_k.SAMPLE_WITHOUT, _k.SAMPLE_EPOCH, _k.SAMPLE_STRATIFIED) else None
+        strat = (cfg["strata"], cfg["alloc_w"], s["alloc"]) if mode == _k.SAMPLE_STRATIFIED else (None, None, None)
+        aug = (None, None, None) if cfg["aug"] is None else (*cfg["aug"], s["rowz"])
+        workers = None
+        if cfg["workers"]:
+            workers = s["topi"] if "topi" in s else np.zeros((1, 1), dtype=np.int64)
+        other = cfg["aug"] is not None or cfg["workers"]  # these always take the per-sample path
+        plain = None if other else True
+        general = True if other or cfg["stats"] else None
+        run_blocks(_k.sgd_problem, (plain, general, target.compiled_batch, target.compiled, target.rows, target.weights, target.hyper, *common,
+                        *cfg["plan"], a["batch"] if cfg["norm_test"] else None, perm,
+                        a["epoch_pos"] if mode == _k.SAMPLE_EPOCH else None, *strat, *aug, workers,
+                        a["error"] if cfg["error_feedback"] else None, *update, cfg["stats"],
+                        a["x"], a["rng"], a["diverged"], a["examples"], s["vec"], s["batch_index"], s["batch_coef"],
+                        state.step, n_steps, record_every, k0, out["x"], *(out.get(n) for n in _FLOAT_OUT),
+                        *(out.get(n) for n in _INT_OUT)), a["x"].shape[0])
         nrec = n_steps // record_every
         xs = out["x"][:, k0:k0 + nrec]
         out["energy"][:, k0:k0 + nrec] = target.value(xs)
@@ -729,7 +740,7 @@ class SGD(_SGDFamily):
 
     def _optimizer(self):
         mode = _k.OPT_SGD if self.momentum == 0.0 else (_k.OPT_NESTEROV if self.nesterov else _k.OPT_HEAVY_BALL)
-        return mode, self.momentum, 0.0, 0.0, 0.0, 0.0
+        return mode, self.momentum, 0.0, 0.0, 0.0, None
 
 
 @register_integrator
@@ -758,7 +769,7 @@ class Adam(_SGDFamily):
         object.__setattr__(self, "eps", check_real("eps", self.eps, "Adam", gt=0.0))
 
     def _optimizer(self):
-        return _k.OPT_ADAM, 0.0, self.beta1, self.beta2, self.eps, 0.0
+        return _k.OPT_ADAM, 0.0, self.beta1, self.beta2, self.eps, None
 
 
 @register_integrator

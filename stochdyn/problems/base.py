@@ -20,6 +20,7 @@ A problem has two faces that share one formula per loss:
 from __future__ import annotations
 
 import hashlib
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,6 +37,10 @@ PROBLEMS: dict[str, type["Problem"]] = {}
 
 #: problems whose data hold at most this many numbers are stored inline in ``to_dict()``
 INLINE_LIMIT = 4096
+
+#: data_sha256 -> a live problem with those data: lets a run's attributes (which store large user data
+#: only by hash) be turned back into the problem in the same Python session, e.g. by ``sd.analysis``
+_LIVE: "weakref.WeakValueDictionary[str, Problem]" = weakref.WeakValueDictionary()
 
 
 def register_problem(cls: type["Problem"]) -> type["Problem"]:
@@ -70,12 +75,15 @@ class Data:
 class Problem:
     r"""A finite-sum objective :math:`U(\theta)=\sum_i w_i \ell_i(\theta)` on :math:`\theta\in\mathbb R^{d}`.
 
-    Subclasses set the class attribute ``_sample`` (the compiled per-sample function) and call
+    Subclasses set the class attributes ``_sample`` and ``_batch`` (the compiled per-sample and batch
+    functions, see :mod:`stochdyn.problems._compiled`) and call
     ``Problem.__init__`` with the packed data rows, the dimension, the hyper-parameter vector the
     per-sample function reads, and their parameters.
     """
 
     _sample: ClassVar[Any] = None
+    #: the compiled batch function (:data:`~stochdyn.problems._compiled.BATCH_SIG`)
+    _batch: ClassVar[Any] = None
     #: keys of ``to_dict()`` holding the data arrays (constructor arguments), in order
     _data_keys: ClassVar[tuple[str, ...]] = ("X", "y")
 
@@ -120,6 +128,7 @@ class Problem:
         for a in (rows, w, lab if lab is not None else np.zeros(0, np.int64), hyper):
             h.update(np.ascontiguousarray(a).tobytes())
         self._hash = h.hexdigest()
+        _LIVE[self._hash] = self
 
     # -- identity -------------------------------------------------------------------------------
     @property
@@ -166,6 +175,13 @@ class Problem:
         """The compiled per-sample function (``numba.cfunc``) kernels call."""
         sample = type(self)._sample
         return sample.get() if hasattr(sample, "get") else sample
+
+    @property
+    def compiled_batch(self):
+        """The compiled batch function (``numba.cfunc``, :data:`~stochdyn.problems._compiled.BATCH_SIG`):
+        the per-sample arithmetic over a list of drawn examples, one call per chunk of a mini-batch."""
+        batch = type(self)._batch
+        return batch.get() if hasattr(batch, "get") else batch
 
     @property
     def data_hash(self) -> str:
@@ -319,9 +335,17 @@ def problem_from_dict(spec: dict[str, Any]) -> Problem:
             prob = cls.from_data(data, **spec)  # type: ignore[attr-defined]
         else:
             if getattr(cls, "_data_keys", ()) and not all(k in spec for k in cls._data_keys):
+                live = _LIVE.get(sha) if sha is not None else None
+                if type(live) is cls and (dim is None or live.dim == dim):
+                    return live  # the same data, built earlier in this session
+                files = ", ".join(k + "_file" for k in cls._data_keys)
                 raise ValidationError(
-                    f"{kind}: the data are not stored in this description (only data_sha256={sha}); give "
-                    f"{', '.join(k + '_file' for k in cls._data_keys)} or a data = {{generator = ...}} table."
+                    f"{kind}: the run recorded its data only by their SHA-256 ({str(sha)[:12]}...), not the values, "
+                    f"and no {kind} with these data exists in this Python session. Pass the problem itself "
+                    f"(e.g. sd.analysis.variance_temperature(ds, problem)), or build it from generated data "
+                    f"({kind}.from_data(sd.problems.gaussian_regression(...)) or {kind}(data.X, data.y)), which "
+                    f"records the generator. In a spec file: give {files} (.npy files) or a "
+                    f"data = {{generator = ...}} table."
                 )
             if "dim" in _init_args(cls):
                 spec["dim"] = dim

@@ -19,8 +19,9 @@ from numba import carray, njit
 
 from .._validation import ValidationError, check_array, check_choice, check_int, check_real
 from .._numba_utils import LazyCFunc
-from ._compiled import AUGMENT_SIG, SAMPLE_SIG
+from ._compiled import AUGMENT_SIG, BATCH_SIG, SAMPLE_SIG, dot4
 from .base import Data, Problem, QuadraticForm, register_problem
+from .data import provenance
 
 __all__ = ["LeastSquares", "LogisticRegression", "OneHiddenLayer", "RitzEnergy1D", "gaussian_augment"]
 
@@ -34,6 +35,18 @@ def _lazy_augment(pyfunc):
     return LazyCFunc(pyfunc, sig=AUGMENT_SIG)
 
 
+def _lazy_batch(pyfunc):
+    """Batch cfunc (:data:`~stochdyn.problems._compiled.BATCH_SIG`) compiled on first use."""
+    return LazyCFunc(pyfunc, sig=BATCH_SIG)
+
+
+@njit(inline="always", cache=True)
+def _batch_views(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp):
+    """Arrays over the raw pointers of a batch call: theta, data, idx, coef, hyper, grad, work."""
+    return (carray(tp, (d,)), carray(dp, (N, m)), carray(ip, (n,)), carray(cp, (n,)), carray(hp, (nh,)),
+            carray(gp, (d,)), carray(wp, (d,)))
+
+
 def _from_data(cls, data: Data, **kwargs: Any):
     args = inspect.signature(cls.__init__).parameters
     if "labels" in args and data.labels is not None:
@@ -41,12 +54,15 @@ def _from_data(cls, data: Data, **kwargs: Any):
     return cls(data.X, data.y, source=data.source, **kwargs)
 
 
-def _features_targets(owner: str, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+def _features_targets(owner: str, X: Any, y: Any, source: dict[str, Any] | None
+                      ) -> tuple[np.ndarray, np.ndarray, dict[str, Any] | None]:
+    """Validated ``X``, ``y`` and their provenance: ``source`` if given, else the generator that made
+    these very values in this session (so ``Cls(data.X, data.y)`` and ``Cls.from_data(data)`` agree)."""
     X = check_array("X", X, owner, ndim=2, min_size=1)
     y = check_array("y", y, owner, ndim=1)
     if y.shape[0] != X.shape[0]:
         raise ValidationError(f"The 'y' parameter of {owner} must have one entry per row of X ({X.shape[0]}). Got {y.shape[0]}.")
-    return X, y
+    return X, y, source if source is not None else provenance(X, y)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,22 +70,8 @@ def _features_targets(owner: str, X: Any, y: Any) -> tuple[np.ndarray, np.ndarra
 # ---------------------------------------------------------------------------------------------
 @njit(inline="always", cache=True)
 def _dot(a, b, n):
-    """sum_k a[k] b[k] with four interleaved partial sums (shorter dependency chains; a fixed order)."""
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    k = 0
-    while k + 4 <= n:
-        s0 += a[k] * b[k]
-        s1 += a[k + 1] * b[k + 1]
-        s2 += a[k + 2] * b[k + 2]
-        s3 += a[k + 3] * b[k + 3]
-        k += 4
-    while k < n:
-        s0 += a[k] * b[k]
-        k += 1
-    return (s0 + s1) + (s2 + s3)
+    """sum_k a[k] b[k] with four interleaved partial sums (shorter dependency chains; a fixed order; see dot4)."""
+    return dot4(a, b, n)
 
 
 @njit(inline="always", cache=True)
@@ -101,6 +103,14 @@ def _least_squares_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
                                  carray(hp, (nh,)))
 
 
+@_lazy_batch
+def _least_squares_batch(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
+    th, data, idx, coef, hy, g, work = _batch_views(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp)
+    for j in range(n):
+        acc += coef[j] * _least_squares_sample(th, data[idx[j]], g, coef[j], work, hy)
+    return acc
+
+
 @register_problem
 class LeastSquares(QuadraticForm, Problem):
     r"""Linear regression: :math:`\ell_i(\theta) = \tfrac12 (x_i^\top\theta - y_i)^2 + \tfrac{\lambda}{2}\|\theta\|^2`.
@@ -127,11 +137,12 @@ class LeastSquares(QuadraticForm, Problem):
     """
 
     _sample = _least_squares_cfunc
+    _batch = _least_squares_batch
 
     def __init__(self, X: Any, y: Any, weights: Any = None, labels: Any = None, l2: float = 0.0,
                  source: dict[str, Any] | None = None):
         owner = "LeastSquares"
-        X, y = _features_targets(owner, X, y)
+        X, y, source = _features_targets(owner, X, y, source)
         l2 = check_real("l2", l2, owner, ge=0.0)
         N, d = X.shape
         super().__init__(np.column_stack([X, y]), d, [l2], {"l2": l2}, weights=weights, labels=labels,
@@ -188,6 +199,14 @@ def _logistic_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
                             carray(hp, (nh,)))
 
 
+@_lazy_batch
+def _logistic_batch(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
+    th, data, idx, coef, hy, g, work = _batch_views(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp)
+    for j in range(n):
+        acc += coef[j] * _logistic_sample(th, data[idx[j]], g, coef[j], work, hy)
+    return acc
+
+
 @register_problem
 class LogisticRegression(Problem):
     r"""Logistic regression (two classes) or softmax regression (K > 2 classes).
@@ -210,11 +229,12 @@ class LogisticRegression(Problem):
     """
 
     _sample = _logistic_cfunc
+    _batch = _logistic_batch
 
     def __init__(self, X: Any, y: Any, n_classes: int | None = None, weights: Any = None, l2: float = 0.0,
                  source: dict[str, Any] | None = None):
         owner = "LogisticRegression"
-        X, y = _features_targets(owner, X, y)
+        X, y, source = _features_targets(owner, X, y, source)
         if np.any(y != np.round(y)) or np.any(y < 0):
             raise ValidationError(f"The 'y' parameter of {owner} must hold class labels 0, 1, ..., K-1.")
         K = max(2, int(y.max()) + 1) if n_classes is None else check_int("n_classes", n_classes, owner, ge=2)
@@ -267,6 +287,14 @@ def _one_hidden_layer_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
                                     carray(hp, (nh,)))
 
 
+@_lazy_batch
+def _one_hidden_layer_batch(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
+    th, data, idx, coef, hy, g, work = _batch_views(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp)
+    for j in range(n):
+        acc += coef[j] * _one_hidden_layer_sample(th, data[idx[j]], g, coef[j], work, hy)
+    return acc
+
+
 @register_problem
 class OneHiddenLayer(Problem):
     r"""Regression with one hidden layer of tanh units, parameters flattened into one vector.
@@ -278,11 +306,12 @@ class OneHiddenLayer(Problem):
     """
 
     _sample = _one_hidden_layer_cfunc
+    _batch = _one_hidden_layer_batch
 
     def __init__(self, X: Any, y: Any, hidden: int = 8, weights: Any = None, labels: Any = None, l2: float = 0.0,
                  source: dict[str, Any] | None = None):
         owner = "OneHiddenLayer"
-        X, y = _features_targets(owner, X, y)
+        X, y, source = _features_targets(owner, X, y, source)
         H = check_int("hidden", hidden, owner, ge=1)
         l2 = check_real("l2", l2, owner, ge=0.0)
         p = X.shape[1]
@@ -330,6 +359,14 @@ def _ritz_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
                         carray(hp, (nh,)))
 
 
+@_lazy_batch
+def _ritz_batch(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
+    th, data, idx, coef, hy, g, work = _batch_views(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp)
+    for j in range(n):
+        acc += coef[j] * _ritz_sample(th, data[idx[j]], g, coef[j], work, hy)
+    return acc
+
+
 _FORCINGS = {
     "sine": lambda x: np.pi**2 * np.sin(np.pi * x),  # u = sin(pi x)
     "constant": lambda x: np.ones_like(x),  # u = x (1 - x) / 2
@@ -362,6 +399,7 @@ class RitzEnergy1D(QuadraticForm, Problem):
     """
 
     _sample = _ritz_cfunc
+    _batch = _ritz_batch
     _data_keys = ()
 
     def __init__(self, n_basis: int = 8, n_quad: int = 64, forcing: Any = "sine", quadrature: str = "gauss"):

@@ -7,6 +7,8 @@ describes its data exactly in Dataset attributes and specs (``data = {generator 
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from typing import Any, Callable
 
 import numpy as np
@@ -14,7 +16,39 @@ import numpy as np
 from .._validation import ValidationError, check_array, check_int, check_real
 from .base import Data
 
-__all__ = ["gaussian_regression", "imbalanced_classes", "redundant", "make_data", "GENERATORS"]
+__all__ = ["gaussian_regression", "imbalanced_classes", "redundant", "make_data", "GENERATORS", "provenance"]
+
+#: content hash of (X, y) -> generator description, for the data sets generated in this session (most recent last)
+_GENERATED: "OrderedDict[str, dict[str, Any]]" = OrderedDict()
+_GENERATED_MAX = 64
+
+
+def _xy_hash(X: Any, y: Any) -> str:
+    h = hashlib.sha256()
+    for a in (X, y):
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _generated(X: np.ndarray, y: np.ndarray, labels: np.ndarray | None, source: dict[str, Any]) -> Data:
+    """The Data, remembered so that a problem built from its arrays (``LeastSquares(data.X, data.y)``)
+    knows where they came from, exactly as ``LeastSquares.from_data(data)`` does."""
+    key = _xy_hash(X, y)
+    _GENERATED[key] = source
+    _GENERATED.move_to_end(key)
+    while len(_GENERATED) > _GENERATED_MAX:
+        _GENERATED.popitem(last=False)
+    return Data(X, y, labels, source)
+
+
+def provenance(X: Any, y: Any) -> dict[str, Any] | None:
+    """The generator description of features ``X`` and targets ``y`` if they are, value for value, a
+    data set generated in this session (:func:`gaussian_regression`, ...), else None."""
+    if not _GENERATED:
+        return None
+    return _GENERATED.get(_xy_hash(X, y))
 
 
 def _seed(seed: Any, owner: str) -> int:
@@ -56,7 +90,7 @@ def gaussian_regression(n: int, d: int, noise: float = 1.0, seed: int = 0, scale
         source["scales"] = np.asarray(s).tolist()
     if theta is not None:
         source["theta"] = th.tolist()
-    return Data(X, y, None, source)
+    return _generated(X, y, None, source)
 
 
 def imbalanced_classes(n: int, d: int, fractions: Any = (0.9, 0.1), separation: float = 2.0, seed: int = 0) -> Data:
@@ -86,7 +120,7 @@ def imbalanced_classes(n: int, d: int, fractions: Any = (0.9, 0.1), separation: 
         means[k, (k - 1) % d] = sep
     X = means[labels] + rng.normal(size=(n, d))
     source = {"generator": owner, "n": n, "d": d, "fractions": f.tolist(), "separation": sep, "seed": seed}
-    return Data(X, labels.astype(np.float64), labels.astype(np.int64), source)
+    return _generated(X, labels.astype(np.float64), labels.astype(np.int64), source)
 
 
 def redundant(data: Data, k: int) -> Data:
@@ -97,8 +131,10 @@ def redundant(data: Data, k: int) -> Data:
     """
     k = check_int("k", k, "redundant", ge=1)
     labels = None if data.labels is None else np.repeat(data.labels, k)
-    source = None if data.source is None else {"generator": "redundant", "k": k, "base": data.source}
-    return Data(np.repeat(data.X, k, axis=0), np.repeat(data.y, k), labels, source)
+    X, y = np.repeat(data.X, k, axis=0), np.repeat(data.y, k)
+    if data.source is None:
+        return Data(X, y, labels, None)
+    return _generated(X, y, labels, {"generator": "redundant", "k": k, "base": data.source})
 
 
 GENERATORS: dict[str, Callable[..., Data]] = {

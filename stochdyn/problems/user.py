@@ -8,7 +8,7 @@
   ``sd.Augmentation(copies=A, transform=...)``; ``z`` holds fresh standard normals drawn by the
   kernel from the replica's own stream.
 
-Both are compiled once as cfuncs with the fixed signatures of :mod:`stochdyn.problems._compiled`
+A per-sample loss is compiled twice (per-sample and batch form, the same arithmetic); both are compiled once as cfuncs with the fixed signatures of :mod:`stochdyn.problems._compiled`
 (not cached on disk: they have no source file; about 0.2 s each), so the SGD kernels never
 recompile for them.
 """
@@ -25,7 +25,7 @@ from numba import carray, cfunc, njit
 
 from .._validation import ValidationError, check_array, check_int, check_real
 from ..landscapes.user import _numba_reason, check_gradient
-from ._compiled import AUGMENT_SIG, SAMPLE_SIG, per_sample
+from ._compiled import AUGMENT_SIG, BATCH_SIG, SAMPLE_SIG, per_sample
 from .base import Problem, register_problem
 
 __all__ = ["per_sample_loss", "augmentation", "AugmentFunction", "check_sample_gradient", "AUGMENTATIONS"]
@@ -149,6 +149,23 @@ def _make_problem_class(f: Callable, fixed_dim: int | None, check: bool) -> type
                 g[k] += scale * w[k]
             return loss
         """, SAMPLE_SIG, "per-sample loss")
+    batch = _compile(f, f"""
+        def _wrapper(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
+            h = carray(hp, (nh,))
+            th = carray(tp, (d,))
+            data = carray(dp, (N, m))
+            idx = carray(ip, (n,))
+            coef = carray(cp, (n,))
+            g = carray(gp, (d,))
+            w = carray(wp, (d,))
+            for j in range(n):
+                c = coef[j]
+                loss = _user(th, data[idx[j]], w{", " if pnames else ""}{args})
+                for k in range(d):
+                    g[k] += c * w[k]
+                acc += c * loss
+            return acc
+        """, BATCH_SIG, "per-sample loss")
 
     def __init__(self, rows: Any, weights: Any = None, labels: Any = None, dim: int | None = None,
                  n_features: int | None = None, source: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -175,6 +192,7 @@ def _make_problem_class(f: Callable, fixed_dim: int | None, check: bool) -> type
         "__doc__": f.__doc__ or f"User problem {name!r} (hyper-parameters: {', '.join(pnames) or 'none'}).",
         "__module__": getattr(f, "__module__", __name__),
         "_sample": block,
+        "_batch": batch,
         "_data_keys": ("rows",),
         "param_names": tuple(pnames),
         "defaults": dict(defaults),

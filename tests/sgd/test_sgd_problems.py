@@ -1,5 +1,6 @@
 """Finite-sum problems: per-sample gradients, full-batch values, data generators, descriptions, user losses."""
 
+import gc
 import pickle
 
 import numpy as np
@@ -88,12 +89,15 @@ def test_large_user_data_are_described_by_hash_only_and_files_rebuild_them(tmp_p
     ls = P.LeastSquares(X, y)
     desc = ls.to_dict()
     assert "X" not in desc and len(desc["data_sha256"]) == 64
-    with pytest.raises(sd.ValidationError, match="X_file"):
+    assert P.problem_from_dict(desc) is ls  # in the session that built it, the hash finds it
+    del ls
+    gc.collect()
+    with pytest.raises(sd.ValidationError, match="X_file"):  # elsewhere: only files or a generator rebuild it
         P.problem_from_dict(desc)
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", y)
     again = P.problem_from_dict({**desc, "X_file": str(tmp_path / "X.npy"), "y_file": str(tmp_path / "y.npy")})
-    assert again == ls
+    assert again.data_hash == desc["data_sha256"]
     with pytest.raises(sd.ValidationError, match="data_sha256"):
         P.problem_from_dict({**desc, "X_file": str(tmp_path / "X.npy"), "y_file": str(tmp_path / "X.npy")[:-5] + "y.npy",
                              "l2": 1.0})
@@ -141,3 +145,35 @@ def test_integrator_descriptions_round_trip_through_specs():
     for integ in cases:
         assert integrator_from_dict(integ.to_dict()) == integ
         assert repr(integ).startswith(integ.name + "(") and "None" not in repr(integ)
+
+
+def test_problem_from_arrays_and_from_data_agree_and_keep_the_generator():
+    # issue 14: LeastSquares(X, y) (docs/analysis.md) and LeastSquares.from_data (docs/sgd-as-langevin.md)
+    data = P.gaussian_regression(700, 8, noise=0.5, seed=3)  # 6300 numbers: too many to store inline
+    a, b = P.LeastSquares(data.X, data.y), P.LeastSquares.from_data(data)
+    assert a.to_dict() == b.to_dict()
+    assert a.to_dict()["data"]["generator"] == "gaussian_regression"
+    assert P.problem_from_dict(a.to_dict()) == a  # rebuilt by its generator, in any session
+    mixed = P.imbalanced_classes(200, 3, seed=4)
+    assert P.LogisticRegression(mixed.X, mixed.y).to_dict() == P.LogisticRegression.from_data(mixed).to_dict()
+    changed = data.X.copy()
+    changed[0, 0] += 1.0
+    assert "data" not in P.LeastSquares(changed, data.y).to_dict()  # other values: no false provenance
+
+
+def test_analysis_rebuilds_a_problem_of_user_arrays_in_the_same_session():
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(700, 8))
+    y = X @ rng.normal(size=8) + 0.5 * rng.normal(size=700)
+    prob = P.LeastSquares(X, y)  # user data: stored in the run's attributes by hash only
+    ds = sd.simulate(sd.SGD(lr=0.05, batch_size=8), prob, x0=prob.minimizer(), n_replicas=64, n_steps=40,
+                     record_every=10, rng=1)
+    implicit = sd.analysis.variance_temperature(ds, burn_in=1)
+    explicit = sd.analysis.variance_temperature(ds, prob, burn_in=1)
+    np.testing.assert_array_equal(implicit.value.values, explicit.value.values)
+    del prob, implicit, explicit
+    gc.collect()
+    with pytest.raises(sd.ValidationError) as err:  # gone from the session: advice for a Python user first
+        sd.analysis.variance_temperature(ds, burn_in=1)
+    msg = str(err.value)
+    assert "Pass the problem itself" in msg and "sd.analysis.variance_temperature(ds, problem)" in msg

@@ -1,18 +1,32 @@
 r"""Kernels of the SGD family (SGD, heavy-ball and Nesterov momentum, Adam, SGLD).
 
-Two parallel kernels share the same per-replica pieces (learning-rate schedule, gradient noise,
-clipping, optimiser update):
+Layout (chosen for compile time, see docs/design.md "SGD compile time"): each kernel is a thin
+parallel driver — ``prange`` over replicas (problems) or blocks of replicas (landscapes) calling one
+ordinary, non-parallel ``@njit`` function that runs all steps of its replica or block. The parfor
+machinery then only sees a one-line body, and the per-replica function is compiled once.
+
+Practices are **specialised on argument types**: every practice's data is an argument that is
+``None`` when a run does not use it (``sched``, ``plan_steps``, ``norm_batch``, ``perm``, ``epoch_pos``,
+``strata``, ``aug_fn``, ``workers``, ``ef``, ``noise_grad``, ``noise_upd``, ``clip``, ``temperature``,
+``mom``, ``sqm``, ``stats``, and every output but ``out_x``), and the two estimator paths have flags
+that are None when a run never takes them (``plain``, ``general``). Before type inference Numba
+prunes a branch ``if arg is not None:`` whose ``arg`` is None (checked here: only in that direction —
+``if arg is None:`` is *not* pruned when ``arg`` is an array), so code that a practice needs sits
+under ``if practice is not None:`` and is never typed, lowered or optimised for a run that does not
+use it; each configuration is its own cached specialisation.
+Numeric settings (learning rate, betas, mode codes inside a practice) travel in two small vectors
+(``icfg``, ``fcfg``) so changing a value never recompiles.
 
 * :func:`sgd_problem` runs on a finite-sum problem: every step each replica draws its own
   mini-batch from its own stream (with replacement, without replacement, epoch-wise reshuffled,
-  or stratified), evaluates the compiled per-sample function on each drawn example (averaged over
-  ``A`` augmented copies), splits the batch over ``K`` simulated workers whose estimates are
-  compressed (stochastic quantisation, scaled sign, top-k, optionally with error feedback) and
-  averaged like a parameter server, then updates. Parallel over replicas (one replica's step is
-  already a sizeable unit of work).
+  or stratified), evaluates the problem on it, optionally averaged over ``A`` augmented copies and
+  split over ``K`` simulated workers whose estimates are compressed (stochastic quantisation,
+  scaled sign, top-k, optionally with error feedback) and averaged like a parameter server, then
+  updates. The common case (no statistics this step, no augmentation, one worker) calls the
+  problem's *batch* function once per chunk of draws; the others call its per-sample function.
 * :func:`sgd_landscape` runs on a landscape with the exact gradient (plus optional additive
-  Gaussian gradient noise): the idealised model of the chapter. Parallel over blocks of replicas
-  with one landscape call per block and step, like the Langevin kernels.
+  Gaussian gradient noise): the idealised model of the chapter. Blocks of replicas share one
+  landscape call per step, like the Langevin kernels.
 
 The estimator. Draw ``j`` of a batch of size ``B`` picks example ``i_j`` with multiplier ``c_j``
 so that :math:`\hat g = \sum_j c_j \nabla\ell_{i_j}` is unbiased for :math:`\nabla U=\sum_i w_i\nabla\ell_i`:
@@ -20,10 +34,10 @@ so that :math:`\hat g = \sum_j c_j \nabla\ell_{i_j}` is unbiased for :math:`\nab
 :math:`n_h` draws, :math:`c_j = w_i` for the full batch. Per-draw terms :math:`u_j = B c_j \nabla\ell_{i_j}`
 have mean :math:`\hat g`; their sample covariance trace is the recorded gradient-noise statistic.
 
-Configuration travels in two small vectors (``icfg`` integers, ``fcfg`` floats) indexed by the
-constants below, so changing a hyper-parameter never recompiles. All scratch arrays are sized in
-``init_state``; nothing is allocated per step. Kernels use ``error_model="numpy"``: a division by
-zero gives inf/nan (caught by the divergence check) instead of raising.
+Divergence: a replica whose parameters, batch loss or gradient norm becomes non-finite is set to
+NaN, frozen, and its step written to ``diverged``. All scratch arrays are sized in ``init_state``;
+nothing is allocated per step. Kernels use ``error_model="numpy"``: a division by zero gives
+inf/nan (caught by the divergence check) instead of raising.
 """
 
 from __future__ import annotations
@@ -32,40 +46,31 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..._numba_utils import row_ptr
 from ...random._core import normal, randbelow, uniform
-from .langevin import _eval, _freeze, _record_x
 
-# -- mode codes ------------------------------------------------------------------------------------
+# -- mode codes (values inside a practice; the practice itself is selected by argument types) --------
 OPT_SGD, OPT_HEAVY_BALL, OPT_NESTEROV, OPT_ADAM = 0, 1, 2, 3
 SAMPLE_FULL, SAMPLE_REPLACEMENT, SAMPLE_WITHOUT, SAMPLE_EPOCH, SAMPLE_STRATIFIED = 0, 1, 2, 3, 4
-BATCH_FIXED, BATCH_PLAN, BATCH_NORM_TEST = 0, 1, 2
 LR_CONSTANT, LR_COSINE, LR_STEP, LR_ARRAY = 0, 1, 2, 3
 COMP_NONE, COMP_QUANTIZE, COMP_SIGN, COMP_TOPK = 0, 1, 2, 3
 NOISE_NONE, NOISE_DIAG, NOISE_FULL = 0, 1, 2
 
 # -- icfg indices ----------------------------------------------------------------------------------
-I_OPT, I_SAMPLING, I_BATCH_MODE, I_B0, I_BMAX = 0, 1, 2, 3, 4
-I_AUG, I_COPIES, I_AUG_NORMALS = 5, 6, 7
-I_WORKERS, I_COMP, I_COMP_PARAM, I_EF = 8, 9, 10, 11
-I_LR_KIND, I_NOISE, I_NOISE_IN_UPDATE, I_CLIP = 12, 13, 14, 15
-# record flags: icfg[I_REC_FLOAT + q] for outf[q] (q = O_LOSS .. O_SNR), icfg[I_REC_INT + q] for outi[q]
-I_REC_FLOAT, I_REC_INT = 16, 22
-N_ICFG = 24
+I_OPT, I_SAMPLING, I_B0, I_BMAX, I_COPIES, I_AUG_NORMALS = 0, 1, 2, 3, 4, 5
+I_WORKERS, I_COMP, I_COMP_PARAM, I_LR_KIND, I_NOISE = 6, 7, 8, 9, 10
+N_ICFG = 11
 # -- fcfg indices ----------------------------------------------------------------------------------
-F_LR, F_MOMENTUM, F_BETA1, F_BETA2, F_EPS, F_TEMPERATURE, F_CLIP = 0, 1, 2, 3, 4, 5, 6
-F_WARMUP, F_TOTAL, F_FINAL, F_STEP_SIZE, F_GAMMA, F_NORM_THETA = 7, 8, 9, 10, 11, 12
-N_FCFG = 13
-# -- slots of the per-replica vector scratch ``vec[r, slot, :]`` -----------------------------------
+F_LR, F_MOMENTUM, F_BETA1, F_BETA2, F_EPS = 0, 1, 2, 3, 4
+F_WARMUP, F_TOTAL, F_FINAL, F_STEP_SIZE, F_GAMMA, F_NORM_THETA = 5, 6, 7, 8, 9, 10
+N_FCFG = 11
+# -- slots of the per-replica vector scratch: row ``r * N_VEC + slot`` of ``vec`` (R * N_VEC, d) ---------
 V_WORK, V_EXAMPLE, V_WORKER, V_RAW, V_GRAD, V_NORMALS, V_ZETA = 0, 1, 2, 3, 4, 5, 6
 N_VEC = 7
-# -- outputs: indices into the tuples ``outf`` (float) and ``outi`` (int) ---------------------------
-O_LOSS, O_GNORM, O_LR, O_GVAR, O_NSCALE, O_SNR = 0, 1, 2, 3, 4, 5
-O_BATCH, O_EXAMPLES = 0, 1
 
 
 @intrinsic
@@ -172,22 +177,9 @@ def allocate(B, a, starts, out):
         assigned -= 1
 
 
-@njit(inline="always", cache=True, error_model="numpy")
-def _batch_size(mode, B0, plan_steps, plan_sizes, current, step):
-    if mode == BATCH_PLAN:
-        B = B0
-        for k in range(plan_steps.shape[0]):
-            if step > plan_steps[k]:
-                B = plan_sizes[k]
-        return B
-    if mode == BATCH_NORM_TEST:
-        return current
-    return B0
-
-
 @njit(cache=True, error_model="numpy")
-def compress(mode, param, v, idx, tmp, s0, s1):
-    r"""Compress ``v`` in place; returns the advanced generator words.
+def compress(mode, param, vec, v, topi, r, t, s0, s1):
+    r"""Compress the row ``vec[v]`` in place; returns the advanced generator words.
 
     * quantise (QSGD, Alistarh et al. 2017, NeurIPS): :math:`Q_s(v)_i = \|v\|_2\,\mathrm{sign}(v_i)\,\xi_i/s`,
       :math:`\xi_i = l` or :math:`l+1` with :math:`l=\lfloor s|v_i|/\|v\|\rfloor` and
@@ -195,126 +187,183 @@ def compress(mode, param, v, idx, tmp, s0, s1):
     * scaled sign (Karimireddy et al. 2019, ICML, "Error feedback fixes SignSGD"):
       :math:`(\|v\|_1/d)\,\mathrm{sign}(v)`;
     * top-k (Stich, Cordonnier & Jaggi 2018, NeurIPS): keep the ``k`` largest :math:`|v_i|`
-      (ties to the lower index), zero the rest; ``idx`` (int, length >= k) and ``tmp`` (length d) are scratch.
+      (ties to the lower index), zero the rest; ``topi[r]`` (length >= k) and the row ``vec[t]`` are scratch.
     """
-    d = v.shape[0]
+    d = vec.shape[1]
     if mode == COMP_QUANTIZE:
         nrm = 0.0
         for i in range(d):
-            nrm += v[i] * v[i]
+            nrm += vec[v, i] * vec[v, i]
         nrm = math.sqrt(nrm)
         for i in range(d):
             u, s0, s1 = uniform(s0, s1)
             if nrm == 0.0:
-                v[i] = 0.0
+                vec[v, i] = 0.0
                 continue
-            a = param * abs(v[i]) / nrm
+            a = param * abs(vec[v, i]) / nrm
             lev = math.floor(a)
             if u < a - lev:
                 lev += 1.0
-            v[i] = math.copysign(nrm * lev / param, v[i]) if lev != 0.0 else 0.0
+            vec[v, i] = math.copysign(nrm * lev / param, vec[v, i]) if lev != 0.0 else 0.0
     elif mode == COMP_SIGN:
         l1 = 0.0
         for i in range(d):
-            l1 += abs(v[i])
+            l1 += abs(vec[v, i])
         scale = l1 / d
         for i in range(d):
-            v[i] = scale if v[i] > 0.0 else (-scale if v[i] < 0.0 else 0.0)
+            vec[v, i] = scale if vec[v, i] > 0.0 else (-scale if vec[v, i] < 0.0 else 0.0)
     elif mode == COMP_TOPK:
         k = int(param)
-        n = 0  # idx[:n] holds the indices of the n largest |v| so far, in decreasing order
+        n = 0  # topi[r, :n] holds the indices of the n largest |v| so far, in decreasing order
         for i in range(d):
-            a = abs(v[i])
-            if n == k and a <= abs(v[idx[k - 1]]):
+            a = abs(vec[v, i])
+            if n == k and a <= abs(vec[v, topi[r, k - 1]]):
                 continue
             pos = min(n, k - 1)
-            while pos > 0 and abs(v[idx[pos - 1]]) < a:
-                idx[pos] = idx[pos - 1]
+            while pos > 0 and abs(vec[v, topi[r, pos - 1]]) < a:
+                topi[r, pos] = topi[r, pos - 1]
                 pos -= 1
-            idx[pos] = i
+            topi[r, pos] = i
             n = min(n + 1, k)
         for i in range(d):
-            tmp[i] = 0.0
+            vec[t, i] = 0.0
         for j in range(n):
-            tmp[idx[j]] = v[idx[j]]
+            vec[t, topi[r, j]] = vec[v, topi[r, j]]
         for i in range(d):
-            v[i] = tmp[i]
+            vec[v, i] = vec[t, i]
     return s0, s1
 
 
-@njit(inline="always", cache=True, error_model="numpy")
-def _gradient_noise(mode, L, scale, z, out, s0, s1):
-    """``out += scale * L @ xi`` for ``xi ~ N(0, I)`` (diag: ``L[i, i]``; full: lower-triangular L)."""
-    d = out.shape[0]
+# ---------------------------------------------------------------------------------------------------
+# Per-replica pieces. The scratch ``vec`` is (R * N_VEC, d): row ``r * N_VEC + V_*`` is replica r's
+# vector of that slot. Hot code indexes 2-D arrays by (row, i) and passes raw row pointers, never
+# array views: a view is a new reference-counted array (an atomic increment and decrement each),
+# which cost ~3 ns per example on least squares when made every step.
+# ---------------------------------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy")
+def _put(out, r, k, v):
+    """``out[r, k] = v`` when the output is recorded (``out`` is None otherwise: nothing compiled)."""
+    if out is not None:
+        out[r, k] = v
+
+
+@njit(cache=True, error_model="numpy")
+def _freeze(x, r, diverged, step):
+    diverged[r] = step
+    for i in range(x.shape[1]):
+        x[r, i] = np.nan
+
+
+@njit(cache=True, error_model="numpy")
+def _learning_rate(sched, icfg, fcfg, step):
+    """Learning rate of step ``step``: ``lr`` or ``lr * lr_factor(...)`` when a schedule is set."""
+    if sched is None:
+        return fcfg[F_LR]
+    return fcfg[F_LR] * lr_factor(icfg[I_LR_KIND], fcfg[F_WARMUP], fcfg[F_TOTAL], fcfg[F_FINAL], fcfg[F_STEP_SIZE],
+                                  fcfg[F_GAMMA], sched, step)
+
+
+@njit(cache=True, error_model="numpy")
+def _batch_size(plan_steps, plan_sizes, norm_batch, B0, r, step):
+    """Batch size of replica ``r`` at step ``step``: fixed, from a plan, or the replica's adaptive size."""
+    if norm_batch is not None:
+        return norm_batch[r]
+    if plan_steps is None:
+        return B0
+    B = B0
+    for k in range(plan_steps.shape[0]):
+        if step > plan_steps[k]:
+            B = plan_sizes[k]
+    return B
+
+
+@njit(cache=True, error_model="numpy")
+def _gradient_noise(mode, L, scale, vec, z, out, s0, s1):
+    """``vec[out] += scale * L @ xi`` for ``xi ~ N(0, I)`` (diag: ``L[i, i]``; full: lower-triangular L,
+    with ``xi`` kept in the row ``vec[z]``)."""
+    d = vec.shape[1]
     if mode == NOISE_DIAG:
         for i in range(d):
             w, s0, s1 = normal(s0, s1)
-            out[i] += (scale * L[i, i]) * w
-    elif mode == NOISE_FULL:
+            vec[out, i] += (scale * L[i, i]) * w
+    else:
         for i in range(d):
-            z[i], s0, s1 = normal(s0, s1)
+            vec[z, i], s0, s1 = normal(s0, s1)
         for i in range(d):
             acc = 0.0
             for j in range(i + 1):
-                acc += (scale * L[i, j]) * z[j]
-            out[i] += acc
+                acc += (scale * L[i, j]) * vec[z, j]
+            vec[out, i] += acc
     return s0, s1
 
 
-@njit(inline="always", cache=True, error_model="numpy")
-def _clip_and_norm(G, clip, max_norm):
+@njit(cache=True, error_model="numpy")
+def _clip_and_norm(vec, g, clip):
+    """Norm of the row ``vec[g]``, scaled to norm ``clip`` if it is longer (``clip`` None: no clipping)."""
     nrm = 0.0
-    for i in range(G.shape[0]):
-        nrm += G[i] * G[i]
+    for i in range(vec.shape[1]):
+        nrm += vec[g, i] * vec[g, i]
     nrm = math.sqrt(nrm)
-    if clip and nrm > max_norm:
-        f = max_norm / nrm
-        for i in range(G.shape[0]):
-            G[i] *= f
+    if clip is not None:
+        if nrm > clip:
+            f = clip / nrm
+            for i in range(vec.shape[1]):
+                vec[g, i] *= f
     return nrm
 
 
-@njit(inline="always", cache=True, error_model="numpy")
-def _update(icfg, fcfg, noise_L, x, r, G, mom, sqm, zeta, z, lr, step, s0, s1):
-    """One optimiser step of replica ``r`` with the (noisy, clipped) gradient ``G``; returns (ok, s0, s1).
+@njit(cache=True, error_model="numpy")
+def _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s0, s1):
+    """One optimiser step of replica ``r`` with the (noisy, clipped) gradient ``G = vec[r*N_VEC + V_GRAD]``;
+    returns (ok, s0, s1).
 
-    SGD: ``x <- x - lr*G + zeta``, where ``zeta`` holds the additive noise that is not routed
-    through G: gradient noise ``lr * L xi`` (when there is no clipping; the same arithmetic as
-    Euler–Maruyama's ``x - dt*grad + sigma*w``) and SGLD's ``sqrt(2 lr T) xi'``.
-    Heavy ball: ``v <- mu v + G; x <- x - lr v``. Nesterov (Sutskever et al. 2013, as in PyTorch):
-    ``v <- mu v + G; x <- x - lr (G + mu v)``. Adam (Kingma & Ba 2015, with bias correction).
+    SGD (``mom`` None): ``x <- x - lr*G + zeta``, where ``zeta`` holds the additive noise that is
+    not routed through G: gradient noise ``lr * L xi`` (``noise_upd``, set when there is no
+    clipping: the same arithmetic as Euler–Maruyama's ``x - dt*grad + sigma*w``) and SGLD's
+    ``sqrt(2 lr T) xi'`` (``temperature``). Heavy ball: ``v <- mu v + G; x <- x - lr v``. Nesterov
+    (Sutskever et al. 2013, as in PyTorch): ``v <- mu v + G; x <- x - lr (G + mu v)``. Adam
+    (``sqm`` set; Kingma & Ba 2015, with bias correction).
     """
     d = x.shape[1]
-    opt = icfg[I_OPT]
+    g = r * N_VEC + V_GRAD
     ok = True
-    if opt == OPT_SGD:
-        T = fcfg[F_TEMPERATURE]
-        noisy = T > 0.0 or (icfg[I_NOISE_IN_UPDATE] and icfg[I_NOISE] != NOISE_NONE)
+    if mom is None:
+        noisy = False
+        if noise_upd is not None:
+            noisy = True
+        if temperature is not None:
+            if temperature > 0.0:
+                noisy = True
         if noisy:
+            zeta = r * N_VEC + V_ZETA
             for i in range(d):
-                zeta[i] = 0.0
-            if icfg[I_NOISE_IN_UPDATE]:
-                s0, s1 = _gradient_noise(icfg[I_NOISE], noise_L, lr, z, zeta, s0, s1)
-            if T > 0.0:
-                sig = math.sqrt(2.0 * T * lr)
-                for i in range(d):
-                    w, s0, s1 = normal(s0, s1)
-                    zeta[i] += sig * w
+                vec[zeta, i] = 0.0
+            if noise_upd is not None:
+                s0, s1 = _gradient_noise(icfg[I_NOISE], noise_upd, lr, vec, r * N_VEC + V_NORMALS, zeta, s0, s1)
+            if temperature is not None:
+                if temperature > 0.0:
+                    sig = math.sqrt(2.0 * temperature * lr)
+                    for i in range(d):
+                        w, s0, s1 = normal(s0, s1)
+                        vec[zeta, i] += sig * w
             for i in range(d):
-                xi = x[r, i] - lr * G[i] + zeta[i]
+                xi = x[r, i] - lr * vec[g, i] + vec[zeta, i]
                 x[r, i] = xi
                 ok = ok and math.isfinite(xi)
         else:
+            acc = 0.0
             for i in range(d):
-                xi = x[r, i] - lr * G[i]
+                xi = x[r, i] - lr * vec[g, i]
                 x[r, i] = xi
-                ok = ok and math.isfinite(xi)
-    elif opt == OPT_HEAVY_BALL or opt == OPT_NESTEROV:
+                acc += 0.0 * xi
+            ok = acc == 0.0  # 0 * xi is 0 for a finite coordinate, nan otherwise
+    elif sqm is None:
         mu = fcfg[F_MOMENTUM]
+        heavy = icfg[I_OPT] == OPT_HEAVY_BALL
         for i in range(d):
-            v = mu * mom[r, i] + G[i]
+            v = mu * mom[r, i] + vec[g, i]
             mom[r, i] = v
-            xi = x[r, i] - lr * (v if opt == OPT_HEAVY_BALL else G[i] + mu * v)
+            xi = x[r, i] - lr * (v if heavy else vec[g, i] + mu * v)
             x[r, i] = xi
             ok = ok and math.isfinite(xi)
     else:
@@ -323,54 +372,66 @@ def _update(icfg, fcfg, noise_L, x, r, G, mom, sqm, zeta, z, lr, step, s0, s1):
         eps = fcfg[F_EPS]
         bc1 = 1.0 - b1**step
         bc2 = 1.0 - b2**step
+        acc = 0.0
         for i in range(d):
-            m = b1 * mom[r, i] + (1.0 - b1) * G[i]
-            v = b2 * sqm[r, i] + (1.0 - b2) * G[i] * G[i]
+            G = vec[g, i]
+            m = b1 * mom[r, i] + (1.0 - b1) * G
+            v = b2 * sqm[r, i] + (1.0 - b2) * G * G
             mom[r, i] = m
             sqm[r, i] = v
             xi = x[r, i] - lr * (m / bc1) / (math.sqrt(v / bc2) + eps)
             x[r, i] = xi
-            ok = ok and math.isfinite(xi)
+            acc += 0.0 * xi
+        ok = acc == 0.0
     return ok, s0, s1
 
 
-@njit(inline="always", cache=True, error_model="numpy")
-def _lr(icfg, fcfg, lr_table, step):
-    return fcfg[F_LR] * lr_factor(icfg[I_LR_KIND], fcfg[F_WARMUP], fcfg[F_TOTAL], fcfg[F_FINAL], fcfg[F_STEP_SIZE],
-                                  fcfg[F_GAMMA], lr_table, step)
+@njit(cache=True, error_model="numpy")
+def _finish_update(icfg, fcfg, x, r, vec, lr, step, noise_grad, clip, mom, sqm, temperature, noise_upd, s0, s1):
+    """Gradient noise routed through G, clipping, the optimiser step. Returns ``(gnorm, ok, s0, s1)``."""
+    g = r * N_VEC + V_GRAD
+    if noise_grad is not None:
+        s0, s1 = _gradient_noise(icfg[I_NOISE], noise_grad, 1.0, vec, r * N_VEC + V_NORMALS, g, s0, s1)
+    gnorm = _clip_and_norm(vec, g, clip)
+    ok, s0, s1 = _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s0, s1)
+    return gnorm, ok and math.isfinite(gnorm), s0, s1
 
 
-@njit(inline="always", cache=True, error_model="numpy")
-def _draw(samp, data, weights, strata, alloc, perm, pos, r, B, j0, n, idx, coef, h, hcount, s0, s1):
-    """Draws ``j0 .. j0+n-1`` of replica ``r``'s batch: example indices into ``idx[:n]`` and their
-    multipliers into ``coef[:n]``, prefetching their rows; ``(h, hcount)`` is the stratified
-    sampler's position (stratum, draws taken from it). Returns ``(h, hcount, s0, s1)``."""
+# ---------------------------------------------------------------------------------------------------
+# Finite-sum problems
+# ---------------------------------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy")
+def _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, bidx, bcoef, h, hcount, s0, s1):
+    """Draws ``j0 .. j0+n-1`` of replica ``r``'s batch: example indices into ``bidx[r, :n]`` and their
+    multipliers into ``bcoef[r, :n]``, prefetching their rows. Sampling: full batch (``full``), with
+    replacement (``perm`` None), epoch-wise (``epoch_pos`` set), stratified (``strata`` set),
+    otherwise without replacement. ``(h, hcount)`` is the stratified sampler's position (stratum,
+    draws taken from it). Returns ``(h, hcount, s0, s1)``."""
     N = weights.shape[0]
     nb = N / B
-    if samp == SAMPLE_REPLACEMENT:  # the common case, in a loop of its own
-        for t in range(n):
-            i, s0, s1 = randbelow(N, s0, s1)
-            prefetch_row(data, i)
-            idx[t] = i
-            coef[t] = weights[i] * nb
+    if perm is None:
+        if full:
+            for t in range(n):
+                i = j0 + t
+                prefetch_row(data, i)
+                bidx[r, t] = i
+                bcoef[r, t] = weights[i]
+        else:
+            for t in range(n):
+                i, s0, s1 = randbelow(N, s0, s1)
+                prefetch_row(data, i)
+                bidx[r, t] = i
+                bcoef[r, t] = weights[i] * nb
         return h, hcount, s0, s1
-    for t in range(n):
-        j = j0 + t
-        if samp == SAMPLE_FULL:
-            i = j
-            c = weights[i]
-        elif samp == SAMPLE_WITHOUT:  # partial Fisher-Yates on the replica's permutation
-            kk, s0, s1 = randbelow(N - j, s0, s1)
-            kk += j
-            tmp = perm[r, j]
-            perm[r, j] = perm[r, kk]
-            perm[r, kk] = tmp
-            i = perm[r, j]
-            c = weights[i] * nb
-        elif samp == SAMPLE_EPOCH:
-            i = perm[r, pos[r] + j]
-            c = weights[i] * nb
-        else:  # stratified: n_h draws without replacement within stratum h, in stratum order
+    if epoch_pos is not None:
+        for t in range(n):
+            i = perm[r, epoch_pos[r] + j0 + t]
+            prefetch_row(data, i)
+            bidx[r, t] = i
+            bcoef[r, t] = weights[i] * nb
+        return h, hcount, s0, s1
+    if strata is not None:
+        for t in range(n):  # n_h draws without replacement within stratum h, in stratum order
             while hcount == alloc[r, h]:
                 h += 1
                 hcount = 0
@@ -382,161 +443,193 @@ def _draw(samp, data, weights, strata, alloc, perm, pos, r, B, j0, n, idx, coef,
             perm[r, base + hcount] = perm[r, kk]
             perm[r, kk] = tmp
             i = perm[r, base + hcount]
-            c = weights[i] * Nh / alloc[r, h]
+            prefetch_row(data, i)
+            bidx[r, t] = i
+            bcoef[r, t] = weights[i] * Nh / alloc[r, h]
             hcount += 1
+        return h, hcount, s0, s1
+    for t in range(n):  # without replacement: partial Fisher-Yates on the replica's permutation
+        j = j0 + t
+        kk, s0, s1 = randbelow(N - j, s0, s1)
+        kk += j
+        tmp = perm[r, j]
+        perm[r, j] = perm[r, kk]
+        perm[r, kk] = tmp
+        i = perm[r, j]
         prefetch_row(data, i)
-        idx[t] = i
-        coef[t] = c
+        bidx[r, t] = i
+        bcoef[r, t] = weights[i] * nb
     return h, hcount, s0, s1
 
 
-@njit(inline="always", cache=True, error_model="numpy")
-def _finish_worker(comp, icfg, B, bk, worker, wk, graw, G, vbuf, ef, r, topi, vec, s0, s1):
+@njit(cache=True, error_model="numpy")
+def _finish_worker(icfg, B, bk, worker, vec, r, ef, workers, s0, s1):
     """End of a worker's share of ``bk`` draws: add its sum ``wk`` to the raw estimate, compress its own
-    estimate ``(B/bk) wk`` (with error feedback if set) and add ``(bk/B) C(.)`` to the server's average."""
-    d = wk.shape[0]
+    estimate ``(B/bk) wk`` (with error feedback if ``ef`` is set) and add ``(bk/B) C(.)`` to the
+    server's average ``G``. ``workers`` None: one uncompressed worker."""
+    d = vec.shape[1]
+    o = r * N_VEC
+    wk = o + V_WORKER
+    graw = o + V_RAW
+    G = o + V_GRAD
+    vbuf = o + V_NORMALS
+    comp = COMP_NONE if workers is None else icfg[I_COMP]
     if comp == COMP_NONE:
         for k in range(d):
-            graw[k] += wk[k]
-            G[k] += wk[k]
-    else:
+            vec[graw, k] += vec[wk, k]
+            vec[G, k] += vec[wk, k]
+    elif workers is not None:
         scale = B / bk
         for k in range(d):
-            graw[k] += wk[k]
-            vbuf[k] = scale * wk[k]
-        if icfg[I_EF]:
+            vec[graw, k] += vec[wk, k]
+            vec[vbuf, k] = scale * vec[wk, k]
+        if ef is not None:
             for k in range(d):
-                vbuf[k] += ef[r, worker, k]
-                ef[r, worker, k] = vbuf[k]
-        s0, s1 = compress(comp, icfg[I_COMP_PARAM], vbuf, topi[r], vec[r, V_ZETA], s0, s1)
-        if icfg[I_EF]:
+                vec[vbuf, k] += ef[r, worker, k]
+                ef[r, worker, k] = vec[vbuf, k]
+        s0, s1 = compress(comp, icfg[I_COMP_PARAM], vec, vbuf, workers, r, o + V_ZETA, s0, s1)
+        if ef is not None:
             for k in range(d):
-                ef[r, worker, k] -= vbuf[k]
+                ef[r, worker, k] -= vec[vbuf, k]
         back = bk / B
         for k in range(d):
-            G[k] += back * vbuf[k]
+            vec[G, k] += back * vec[vbuf, k]
     for k in range(d):
-        wk[k] = 0.0
+        vec[wk, k] = 0.0
     return s0, s1
 
 
-@njit(inline="always", cache=True, error_model="numpy")
-def _estimate(fn, data, weights, hyper, aug, aug_par, strata, icfg, x, r, B, perm, pos, alloc, ef, vec, rowz, topi,
-              bidx, bcoef, need_sq, s0, s1):
-    """Mini-batch gradient of replica ``r``: writes ``vec[r, V_RAW]`` (the uncompressed estimate) and
-    ``vec[r, V_GRAD]`` (after compression and averaging over workers); returns
-    ``(batch loss, sum_j c_j^2 |grad l_j|^2, s0, s1)``.
-
-    Draws are taken in chunks of ``bidx.shape[1]``: first the indices and multipliers of a chunk
-    (:func:`_draw`, all the sampling branches), then a tight loop evaluating them — measured ~25%
-    faster than one loop doing both."""
+@njit(cache=True, error_model="numpy")
+def _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz, workers, ef, icfg, full, perm, epoch_pos,
+                      strata, alloc, x, r, B, vec, bidx, bcoef, need_sq, s0, s1):
+    """Mini-batch gradient through the per-sample function (statistics, augmentation or several workers):
+    writes the rows ``V_RAW`` (the uncompressed estimate) and ``V_GRAD`` (after compression and averaging
+    over workers) of replica ``r``; returns ``(batch loss, sum_j c_j^2 |grad l_j|^2, s0, s1)``.
+    ``rowz`` is (2R, m): rows 2r (augmented copy) and 2r + 1 (its normals)."""
     N, m = data.shape
     d = x.shape[1]
     nh = hyper.shape[0]
-    work = vec[r, V_WORK]
-    ge = vec[r, V_EXAMPLE]
-    wk = vec[r, V_WORKER]
-    graw = vec[r, V_RAW]
-    G = vec[r, V_GRAD]
-    vbuf = vec[r, V_NORMALS]
-    idx = bidx[r]
-    coef = bcoef[r]
-    chunk = idx.shape[0]
+    o = r * N_VEC
+    ge = o + V_EXAMPLE
+    wk = o + V_WORKER
+    chunk = bidx.shape[1]
     for k in range(d):
-        graw[k] = 0.0
-        G[k] = 0.0
-        wk[k] = 0.0
-    samp = icfg[I_SAMPLING]
-    use_aug = icfg[I_AUG] != 0
+        vec[o + V_RAW, k] = 0.0
+        vec[o + V_GRAD, k] = 0.0
+        vec[wk, k] = 0.0
     A = icfg[I_COPIES]
-    n_normals = icfg[I_AUG_NORMALS]
-    K = icfg[I_WORKERS]
-    comp = icfg[I_COMP]
-    if samp == SAMPLE_EPOCH and pos[r] + B > N:  # new epoch: Fisher-Yates shuffle of the replica's permutation
-        for i in range(N - 1, 0, -1):
-            j, s0, s1 = randbelow(i + 1, s0, s1)
-            t = perm[r, i]
-            perm[r, i] = perm[r, j]
-            perm[r, j] = t
-        pos[r] = 0
-    h = 0
-    hcount = 0
+    K = 1 if workers is None else icfg[I_WORKERS]
+    h = np.int64(0)  # stratified sampler's position (typed int64, not a literal: one _draw specialisation)
+    hcount = np.int64(0)
     loss = 0.0
     sq = 0.0
-    worker = 0
-    share_start = 0
+    worker = np.int64(0)
+    share_start = np.int64(0)
     share_end = B // K + (1 if 0 < B % K else 0)
     inv_a = 1.0 / A
     xp = row_ptr(x, r)
     hp = row_ptr(hyper, 0)
-    wp = row_ptr(work, 0)
-    dp = row_ptr(ge, 0) if need_sq else row_ptr(wk, 0)  # where the example's gradient goes
-    plain = not need_sq and not use_aug and K == 1  # the common case gets a loop of its own
-    j0 = 0
+    wp = row_ptr(vec, o + V_WORK)
+    dp = row_ptr(vec, ge if need_sq else wk)  # where the example's gradient goes
+    j0 = np.int64(0)
     while j0 < B:
         n = min(chunk, B - j0)
-        h, hcount, s0, s1 = _draw(samp, data, weights, strata, alloc, perm, pos, r, B, j0, n, idx, coef, h, hcount, s0, s1)
-        if plain:
-            for t in range(n):
-                loss += coef[t] * fn(xp, d, row_ptr(data, idx[t]), m, hp, nh, dp, coef[t], wp)
-            j0 += n
-            continue
+        h, hcount, s0, s1 = _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, bidx, bcoef, h,
+                                  hcount, s0, s1)
         for t in range(n):
-            i = idx[t]
-            c = coef[t]
-            # -- the example's gradient (mean over A augmented copies): straight into the worker's sum with
-            #    weight c, or (for the noise statistics) into ge first --
+            i = bidx[r, t]
+            c = bcoef[r, t]
+            # the example's gradient (mean over A augmented copies): straight into the worker's sum with
+            # weight c, or (for the noise statistics) into ge first
             if need_sq:
                 for k in range(d):
-                    ge[k] = 0.0
+                    vec[ge, k] = 0.0
             scale = inv_a if need_sq else c * inv_a
-            if not use_aug:
-                li = fn(xp, d, row_ptr(data, i), m, hp, nh, dp, scale, wp)
+            if aug_fn is None:
+                li = sample_fn(xp, d, row_ptr(data, i), m, hp, nh, dp, scale, wp)
             else:
                 li = 0.0
                 for a in range(A):
-                    for k in range(n_normals):
-                        rowz[r, 1, k], s0, s1 = normal(s0, s1)
-                    aug(row_ptr(data, i), m, row_ptr(rowz[r, 1], 0), row_ptr(rowz[r, 0], 0), row_ptr(aug_par, 0),
-                        aug_par.shape[0])
-                    li += fn(xp, d, row_ptr(rowz[r, 0], 0), m, hp, nh, dp, scale, wp)
+                    for k in range(icfg[I_AUG_NORMALS]):
+                        rowz[2 * r + 1, k], s0, s1 = normal(s0, s1)
+                    aug_fn(row_ptr(data, i), m, row_ptr(rowz, 2 * r + 1), row_ptr(rowz, 2 * r), row_ptr(aug_par, 0),
+                           aug_par.shape[0])
+                    li += sample_fn(xp, d, row_ptr(rowz, 2 * r), m, hp, nh, dp, scale, wp)
                 li *= inv_a
             loss += c * li
             if need_sq:
                 n2 = 0.0
                 for k in range(d):
-                    wk[k] += c * ge[k]
-                    n2 += ge[k] * ge[k]
+                    vec[wk, k] += c * vec[ge, k]
+                    n2 += vec[ge, k] * vec[ge, k]
                 sq += c * c * n2
-            if j0 + t + 1 == share_end and j0 + t + 1 < B:  # a worker's share ends (the last one: below)
-                s0, s1 = _finish_worker(comp, icfg, B, share_end - share_start, worker, wk, graw, G, vbuf, ef, r, topi,
-                                        vec, s0, s1)
-                worker += 1
-                share_start = share_end
-                share_end += B // K + (1 if worker < B % K else 0)
+            if workers is not None:
+                if j0 + t + 1 == share_end and j0 + t + 1 < B:  # a worker's share ends (the last one: below)
+                    s0, s1 = _finish_worker(icfg, B, share_end - share_start, worker, vec, r, ef, workers, s0, s1)
+                    worker += 1
+                    share_start = share_end
+                    share_end += B // K + (1 if worker < B % K else 0)
         j0 += n
-    s0, s1 = _finish_worker(comp, icfg, B, B - share_start, worker, wk, graw, G, vbuf, ef, r, topi, vec, s0, s1)
-    if samp == SAMPLE_EPOCH:
-        pos[r] += B
+    s0, s1 = _finish_worker(icfg, B, B - share_start, worker, vec, r, ef, workers, s0, s1)
     return loss, sq, s0, s1
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def sgd_problem(fn, data, weights, hyper, aug, aug_par, strata, alloc_w, icfg, fcfg, lr_table, plan_steps, plan_sizes,
-                noise_L, x, rng, diverged, mom, sqm, ef, perm, pos, batch, examples, alloc, vec, rowz, topi,
-                bidx, bcoef, step0, n_steps, record_every, k0, out_x, outf, outi):
-    """``n_steps`` SGD-family steps of every replica on a finite-sum problem (see the module docstring).
+@njit(cache=True, error_model="numpy")
+def _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos, strata, alloc, x, r, B, vec, bidx, bcoef, s0,
+                    s1):
+    """Mini-batch gradient into the row ``V_GRAD`` of replica ``r`` through the problem's batch function,
+    one call per chunk of draws (the common case: no statistics this step, no augmentation, one
+    worker). Returns ``(batch loss, s0, s1)``: the same arithmetic, in the same order, as the
+    per-sample path."""
+    N, m = data.shape
+    d = x.shape[1]
+    g = r * N_VEC + V_GRAD
+    chunk = bidx.shape[1]
+    for k in range(d):
+        vec[g, k] = 0.0
+    h = np.int64(0)
+    hcount = np.int64(0)
+    loss = 0.0
+    j0 = np.int64(0)
+    while j0 < B:
+        n = min(chunk, B - j0)
+        h, hcount, s0, s1 = _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, bidx, bcoef, h,
+                                  hcount, s0, s1)
+        loss = batch_fn(row_ptr(x, r), d, row_ptr(data, 0), N, m, row_ptr(bidx, r), row_ptr(bcoef, r), n,
+                        row_ptr(hyper, 0), hyper.shape[0], row_ptr(vec, g), row_ptr(vec, r * N_VEC + V_WORK), loss)
+        j0 += n
+    return loss, s0, s1
+
+
+@njit(cache=True, error_model="numpy")
+def _shuffle(perm, r, s0, s1):
+    """Fisher–Yates shuffle of replica ``r``'s permutation (start of an epoch)."""
+    for i in range(perm.shape[1] - 1, 0, -1):
+        j, s0, s1 = randbelow(i + 1, s0, s1)
+        t = perm[r, i]
+        perm[r, i] = perm[r, j]
+        perm[r, j] = t
+    return s0, s1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def sgd_problem(plain, general, batch_fn, sample_fn, data, weights, hyper, icfg, fcfg, sched, plan_steps, plan_sizes, norm_batch, perm,
+                epoch_pos, strata, alloc_w, alloc, aug_fn, aug_par, rowz, workers, ef, noise_grad, noise_upd, clip,
+                temperature, mom, sqm, stats, x, rng, diverged, examples, vec, bidx, bcoef, step0, n_steps,
+                record_every, k0, out_x, o_loss, o_gnorm, o_lr, o_gvar, o_nscale, o_snr, o_batch, o_examples, r0, r1):
+    """``n_steps`` SGD-family steps of replicas ``r0 <= r < r1`` on a finite-sum problem (see the
+    module docstring); serial and ``nogil``: :func:`stochdyn._numba_utils.run_blocks` runs ranges of
+    replicas on several threads.
 
     Records after steps that are multiples of ``record_every`` (record ``k0 + (step-step0)//record_every - 1``):
-    ``out_x`` and, where the matching record flag is set, the batch loss, gradient norm
-    (before clipping), learning rate, batch size, cumulative examples and the noise statistics.
+    ``out_x`` and each output that is not None: the batch loss, gradient norm (before clipping),
+    learning rate, noise statistics, batch size and cumulative examples.
     """
-    R, d = x.shape
-    H = strata.shape[0] - 1
-    bmode = icfg[I_BATCH_MODE]
-    samp = icfg[I_SAMPLING]
+    N = data.shape[0]
+    d = x.shape[1]
+    full = icfg[I_SAMPLING] == SAMPLE_FULL
     A = icfg[I_COPIES]
-    for r in prange(R):
+    for r in range(r0, r1):
         s0 = rng[r, 0]
         s1 = rng[r, 1]
         for s in range(n_steps):
@@ -550,93 +643,109 @@ def sgd_problem(fn, data, weights, hyper, aug, aug_par, strata, alloc_w, icfg, f
             snr = np.nan
             B = 0
             if diverged[r] < 0:
-                lr = _lr(icfg, fcfg, lr_table, step)
-                B = _batch_size(bmode, icfg[I_B0], plan_steps, plan_sizes, batch[r], step)
-                if samp == SAMPLE_STRATIFIED and alloc[r, H] != B:
-                    allocate(B, alloc_w, strata, alloc[r, :H])
-                    alloc[r, H] = B
-                need_sq = bmode == BATCH_NORM_TEST or (record and icfg[I_REC_FLOAT + O_GVAR:I_REC_FLOAT + O_SNR + 1].sum() > 0)
-                loss, sq, s0, s1 = _estimate(fn, data, weights, hyper, aug, aug_par, strata, icfg, x, r, B, perm, pos,
-                                             alloc, ef, vec, rowz, topi, bidx, bcoef, need_sq, s0, s1)
-                G = vec[r, V_GRAD]
-                if need_sq and B > 1:
-                    graw = vec[r, V_RAW]
-                    g2 = 0.0
-                    for k in range(d):
-                        g2 += graw[k] * graw[k]
-                    gvar = max((B * B * sq - B * g2) / (B - 1), 0.0)
-                    nscale = gvar / g2  # error_model="numpy": x/0 gives inf/nan, never raises
-                    snr = B * g2 / gvar
-                    if bmode == BATCH_NORM_TEST and gvar > B * fcfg[F_NORM_THETA] ** 2 * g2:
-                        want = math.ceil(gvar / (fcfg[F_NORM_THETA] ** 2 * g2)) if g2 > 0.0 else icfg[I_BMAX]
-                        batch[r] = min(icfg[I_BMAX], max(B, want))
-                if not icfg[I_NOISE_IN_UPDATE]:
-                    s0, s1 = _gradient_noise(icfg[I_NOISE], noise_L, 1.0, vec[r, V_NORMALS], G, s0, s1)
-                gnorm = _clip_and_norm(G, icfg[I_CLIP] != 0, fcfg[F_CLIP])
-                ok, s0, s1 = _update(icfg, fcfg, noise_L, x, r, G, mom, sqm, vec[r, V_ZETA], vec[r, V_NORMALS], lr,
-                                     step, s0, s1)
+                lr = _learning_rate(sched, icfg, fcfg, step)
+                B = _batch_size(plan_steps, plan_sizes, norm_batch, icfg[I_B0], r, step)
+                if strata is not None:
+                    H = strata.shape[0] - 1
+                    if alloc[r, H] != B:
+                        allocate(B, alloc_w, strata, alloc[r, :H])
+                        alloc[r, H] = B
+                if epoch_pos is not None:
+                    if epoch_pos[r] + B > N:  # new epoch: reshuffle the replica's permutation
+                        s0, s1 = _shuffle(perm, r, s0, s1)
+                        epoch_pos[r] = 0
+                need_sq = False
+                if stats is not None:
+                    need_sq = record or norm_batch is not None
+                done = False
+                if plain is not None:  # (None: augmentation or workers, this path is never compiled)
+                    if not need_sq:
+                        loss, s0, s1 = _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos, strata,
+                                                       alloc, x, r, B, vec, bidx, bcoef, s0, s1)
+                        done = True
+                if general is not None and not done:  # (None: no statistics, augmentation or workers)
+                    loss, sq, s0, s1 = _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz, workers, ef,
+                                                         icfg, full, perm, epoch_pos, strata, alloc, x, r, B, vec, bidx,
+                                                         bcoef, need_sq, s0, s1)
+                    if need_sq and B > 1:
+                        graw = r * N_VEC + V_RAW
+                        g2 = 0.0
+                        for k in range(d):
+                            g2 += vec[graw, k] * vec[graw, k]
+                        gvar = max((B * B * sq - B * g2) / (B - 1), 0.0)
+                        nscale = gvar / g2  # error_model="numpy": x/0 gives inf/nan, never raises
+                        snr = B * g2 / gvar
+                        if norm_batch is not None:
+                            th2 = fcfg[F_NORM_THETA] ** 2
+                            if gvar > B * th2 * g2:
+                                want = math.ceil(gvar / (th2 * g2)) if g2 > 0.0 else icfg[I_BMAX]
+                                norm_batch[r] = min(icfg[I_BMAX], max(B, want))
+                if epoch_pos is not None:
+                    epoch_pos[r] += B
+                gnorm, ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec, lr, step, noise_grad, clip, mom, sqm,
+                                                   temperature, noise_upd, s0, s1)
                 examples[r] += B * A
-                if not ok:
+                if not (ok and math.isfinite(loss)):
                     _freeze(x, r, diverged, step)
             if record:
                 k = k0 + (step - step0) // record_every - 1
                 for i in range(d):
                     out_x[r, k, i] = x[r, i]
-                fv = (loss, gnorm, lr, gvar, nscale, snr)
-                for q in range(len(fv)):
-                    if icfg[I_REC_FLOAT + q]:
-                        outf[q][r, k] = fv[q]
-                iv = (B, examples[r])
-                for q in range(len(iv)):
-                    if icfg[I_REC_INT + q]:
-                        outi[q][r, k] = iv[q]
+                _put(o_loss, r, k, loss)
+                _put(o_gnorm, r, k, gnorm)
+                _put(o_lr, r, k, lr)
+                _put(o_gvar, r, k, gvar)
+                _put(o_nscale, r, k, nscale)
+                _put(o_snr, r, k, snr)
+                _put(o_batch, r, k, B)
+                _put(o_examples, r, k, examples[r])
         rng[r, 0] = s0
         rng[r, 1] = s1
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def sgd_landscape(fn, theta, icfg, fcfg, lr_table, noise_L, x, grad, energy, rng, diverged, mom, sqm, vec, gnorm,
-                  step0, n_steps, record_every, k0, out_x, out_e, out_gn, out_lr, Bk):
+# ---------------------------------------------------------------------------------------------------
+# Landscapes
+# ---------------------------------------------------------------------------------------------------
+@njit(cache=True, nogil=True, error_model="numpy")
+def sgd_landscape(Bk, fn, theta, icfg, fcfg, sched, noise_grad, noise_upd, clip, temperature, mom, sqm,
+                  x, grad, energy, rng, diverged, vec, gnorm, step0, n_steps, record_every, k0,
+                  out_x, out_e, o_gnorm, o_lr, b0, b1):
     """SGD-family steps on a landscape with the exact gradient plus optional additive Gaussian
-    gradient noise of covariance ``L L^T`` — the idealised model of SGD. Blocks of ``Bk`` replicas
-    share one landscape call per step; records as in :func:`sgd_problem` (``out_gn``/``out_lr``
-    are written when their record flags are set)."""
+    gradient noise of covariance ``L L^T`` — the idealised model of SGD — for the blocks
+    ``b0 <= b < b1`` of ``Bk`` replicas, which share one landscape call per step; records as in
+    :func:`sgd_problem`. Serial and ``nogil`` (see :func:`sgd_problem`)."""
     R, d = x.shape
-    nblocks = (R + Bk - 1) // Bk
-    for b in prange(nblocks):
+    for b in range(b0, b1):
         r0 = b * Bk
         r1 = min(R, r0 + Bk)
         fresh = False
         for s in range(n_steps):
             if not fresh:
-                _eval(fn, theta, x, grad, energy, r0, r1)
+                fn(row_ptr(x, r0), row_ptr(grad, r0), row_ptr(energy, r0), r1 - r0, d, row_ptr(theta, 0), theta.shape[0])
             fresh = False
             step = step0 + s + 1
-            lr = _lr(icfg, fcfg, lr_table, step)
+            lr = _learning_rate(sched, icfg, fcfg, step)
             for r in range(r0, r1):
                 if diverged[r] >= 0:
                     continue
                 s0 = rng[r, 0]
                 s1 = rng[r, 1]
-                G = vec[r, V_GRAD]
+                g = r * N_VEC + V_GRAD
                 for i in range(d):
-                    G[i] = grad[r, i]
-                if not icfg[I_NOISE_IN_UPDATE]:
-                    s0, s1 = _gradient_noise(icfg[I_NOISE], noise_L, 1.0, vec[r, V_NORMALS], G, s0, s1)
-                gnorm[r] = _clip_and_norm(G, icfg[I_CLIP] != 0, fcfg[F_CLIP])
-                ok, s0, s1 = _update(icfg, fcfg, noise_L, x, r, G, mom, sqm, vec[r, V_ZETA], vec[r, V_NORMALS], lr,
-                                     step, s0, s1)
+                    vec[g, i] = grad[r, i]
+                gnorm[r], ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec, lr, step, noise_grad, clip, mom, sqm,
+                                                      temperature, noise_upd, s0, s1)
                 rng[r, 0] = s0
                 rng[r, 1] = s1
-                if not ok:
+                if not (ok and math.isfinite(energy[r])):
                     _freeze(x, r, diverged, step)
             if step % record_every == 0:
-                _eval(fn, theta, x, grad, energy, r0, r1)
+                fn(row_ptr(x, r0), row_ptr(grad, r0), row_ptr(energy, r0), r1 - r0, d, row_ptr(theta, 0), theta.shape[0])
                 fresh = True
                 k = k0 + (step - step0) // record_every - 1
-                _record_x(x, energy, diverged, out_x, out_e, r0, r1, k)
                 for r in range(r0, r1):
-                    if icfg[I_REC_FLOAT + O_GNORM]:
-                        out_gn[r, k] = np.nan if diverged[r] >= 0 else gnorm[r]
-                    if icfg[I_REC_FLOAT + O_LR]:
-                        out_lr[r, k] = lr
+                    for i in range(d):
+                        out_x[r, k, i] = x[r, i]
+                    out_e[r, k] = np.nan if diverged[r] >= 0 else energy[r]
+                    _put(o_gnorm, r, k, np.nan if diverged[r] >= 0 else gnorm[r])
+                    _put(o_lr, r, k, lr)
