@@ -116,7 +116,7 @@ def main() -> None:
     print(f"  stochdyn 1t vs fastest numpy:       {np_best / t1:6.1f}x  (target >= 2)")
     print(f"  stochdyn {t2}t vs fastest numpy:       {np_best / times[f'stochdyn {t2}t, summaries every generation']:6.1f}x")
     print(f"  {t2}-thread speed-up:                  {t1 / times[f'stochdyn {t2}t, summaries every generation']:6.2f}")
-    fin = results[t2]["mean"].isel(time=-1).values
+    fin = results[t2]["population_mean"].isel(time=-1).values
     print(f"\nfraction of replicas whose mean trait crossed to the right well (x0 > 0): {np.mean(fin[:, 0] > 0):.2f}")
 
 

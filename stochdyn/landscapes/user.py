@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 from numba import carray, cfunc, njit
 
-from .._numba_utils import LANDSCAPE_BLOCK_SIG
+from .._numba_utils import LANDSCAPE_BLOCK_SIG, LazyCFunc, stack_scratch
 from .._validation import ValidationError, check_int, check_real
 from .base import Landscape, register
 
@@ -136,9 +136,19 @@ def _make_landscape_class(f, fixed_dim, check, check_points, plot_bounds) -> typ
             th = carray(tp, (nt,))
             for r in range(n):
                 v[r] = _user(x[r], g[r]{", " if pnames else ""}{call_args})
+        def _value_block(xp, gp, vp, n, d, tp, nt):
+            x = carray(xp, (n, d))
+            v = carray(vp, (n,))
+            th = carray(tp, (nt,))
+            g = stack_scratch(d)
+            for r in range(n):
+                v[r] = _user_inline(x[r], g{", " if pnames else ""}{call_args})
         """
     )
-    namespace: dict[str, Any] = {"carray": carray, "_user": jitted}
+    # the value-only block (evolution, populations) inlines the function, so that LLVM drops the
+    # gradient it writes into a never-read stack row; compiled on first use
+    namespace: dict[str, Any] = {"carray": carray, "_user": jitted, "_user_inline": njit(inline="always")(f),
+                                 "stack_scratch": stack_scratch}
     exec(src, namespace)
     try:
         block = cfunc(LANDSCAPE_BLOCK_SIG)(namespace["_block"])
@@ -177,6 +187,7 @@ def _make_landscape_class(f, fixed_dim, check, check_points, plot_bounds) -> typ
         "__doc__": f.__doc__ or f"User landscape {name!r} (parameters: {', '.join(pnames) or 'none'}).",
         "__module__": getattr(f, "__module__", __name__),
         "_block": block,
+        "_value_block": LazyCFunc(namespace["_value_block"], cache=False),
         "param_names": tuple(pnames),
         "defaults": dict(defaults),
         "python_function": staticmethod(f),

@@ -78,13 +78,13 @@ def test_recombinant_progress_on_a_linear_function_is_sigma_times_c_w():
     for weights in ("log", "equal"):
         integ = sd.CSAES(population_size=10, parents=5, sigma0=sigma, weights=weights, step_size_rule="constant")
         ds = sd.simulate(integ, linear4(), x0=np.zeros(4), n_replicas=reps, n_steps=1, rng=13)
-        dm = ds["mean"].isel(time=-1, dim=0).values
+        dm = ds["population_mean"].isel(time=-1, dim=0).values
         w = cma_parameters(4, 10, 5, weights)["weights"]
         expected = -sigma * th.progress_coefficient(5, 10, w)
         se = dm.std(ddof=1) / math.sqrt(reps)
         assert abs(dm.mean() - expected) < Z * se, (weights, dm.mean(), expected, se)
         # the perpendicular coordinates do not move on average
-        perp = ds["mean"].isel(time=-1, dim=slice(1, 4)).values
+        perp = ds["population_mean"].isel(time=-1, dim=slice(1, 4)).values
         assert np.all(np.abs(perp.mean(0)) < Z * perp.std(0, ddof=1) / math.sqrt(reps))
     c_equal, c_log = th.progress_coefficient(5, 10), th.progress_coefficient(5, 10, cma_parameters(4, 10, 5)["weights"])
     assert abs(c_equal - c_log) * sigma > 10 * se  # the weights are resolved

@@ -78,10 +78,10 @@ def test_thread_count_does_not_change_results(tmp_path):
 def test_population_layout_and_cost():
     ds = _run("wf_continuous")
     assert ds["x"].dims == ("replica", "time", "individual", "dim")
-    assert ds["mean"].dims == ("replica", "time", "dim")
+    assert ds["population_mean"].dims == ("replica", "time", "dim")
     assert list(ds["evaluations"].values[0]) == [30 * (s + 1) for s in range(0, 13, 3)]
     assert ds.attrs["family"] == "popgen" and ds["time"].attrs["units"] == "generation"
-    np.testing.assert_allclose(ds["mean"].values, ds["x"].values.mean(2))
+    np.testing.assert_allclose(ds["population_mean"].values, ds["x"].values.mean(2))
     g = _run("wf_genotypes")
     np.testing.assert_allclose(g["allele_frequency"].sum("allele").values, 1.0)
     x0 = np.zeros((6, 20, 6))
@@ -143,7 +143,7 @@ def test_fitness_going_negative_during_the_run_freezes_that_replica():
     with pytest.warns(sd.DivergenceWarning, match="fitness"):
         ds = sd.simulate(integ, land, x0, n_replicas=2, n_steps=50, rng=1)
     assert ds["diverged"].values[1]
-    assert np.all(np.isnan(ds["mean"].isel(replica=1, time=-1).values))
+    assert np.all(np.isnan(ds["population_mean"].isel(replica=1, time=-1).values))
 
 
 def test_user_fitness_map():
@@ -156,7 +156,7 @@ def test_user_fitness_map():
     assert ds.attrs["integrator_fitness"] == "truncation"
     assert np.all(ds["best_fitness"].values == 1.0)
     # every survivor of selection had U < 0.5, i.e. |x| < 1; one mutation step of 0.3 sd from there
-    assert np.all(np.abs(ds["mean"].values) < 1.0 + 0.3)
+    assert np.all(np.abs(ds["population_mean"].values) < 1.0 + 0.3)
 
 
 @pytest.mark.parametrize("name", ["wf_continuous", "moran_genotypes", "cmaes", "openes", "one_plus_one", "ga"])
