@@ -1,5 +1,6 @@
 """Invariance (threads, chunking, replica subsets) and bad inputs for the population and ES integrators."""
 
+import math
 import os
 import subprocess
 import sys
@@ -9,6 +10,14 @@ import numpy as np
 import pytest
 
 import stochdyn as sd
+
+@sd.landscapes.landscape(check=False)
+def plateau(x, grad):
+    # flat steps: offspring tie, so pycma's tolflatfitness ends a run within a few generations
+    for i in range(x.shape[0]):
+        grad[i] = 0.0
+    return math.floor(x[0])
+
 
 GENO = sd.fitness.NKFitness(n_sites=6, k_epistasis=2, n_alleles=3, seed=1)
 LAND = sd.landscapes.DoubleWell(dim=2)
@@ -26,6 +35,14 @@ CASES = {
     "csaes": (lambda: sd.CSAES(sigma0=0.5), lambda: sd.landscapes.Rastrigin(dim=3), [2.0, 1.0, -1.0]),
     "cmaes": (lambda: sd.CMAES(sigma0=0.5, record_population=True), lambda: sd.landscapes.Rosenbrock(dim=4),
               [0.0, 0.0, 0.0, 0.0]),
+    "cmaes_plain": (lambda: sd.CMAES(sigma0=0.5, active=False), lambda: sd.landscapes.Rosenbrock(dim=4),
+                    [0.0, 0.0, 0.0, 0.0]),
+    "cmaes_bipop": (lambda: sd.CMAES(sigma0=0.1, restarts="bipop", max_evaluations=60),
+                    lambda: plateau(dim=2), [0.5, 1.0]),
+    "sepcmaes_ipop": (lambda: sd.SepCMAES(sigma0=0.1, active=True, restarts="ipop"),
+                      lambda: plateau(dim=3), [0.5, 1.0, -1.0]),
+    "xnes": (lambda: sd.XNES(sigma0=0.5), lambda: sd.landscapes.Rosenbrock(dim=3), [0.0, 0.0, 0.0]),
+    "snes": (lambda: sd.SNES(sigma0=0.5, fitness_shaping="none"), lambda: LAND, [0.2, 1.0]),
     "openes": (lambda: sd.OpenES(sigma=0.2, learning_rate=0.01, n_pairs=5, momentum=0.5,
                                  fitness_shaping="centered_ranks"), lambda: LAND, [0.2, 1.0]),
     "ga": (lambda: sd.GeneticAlgorithm(population_size=10, record_population=True), lambda: LAND, [0.5, 0.5]),
@@ -73,6 +90,14 @@ def test_thread_count_does_not_change_results(tmp_path):
     assert outs[0].files == outs[1].files
     for k in outs[0].files:
         np.testing.assert_array_equal(outs[0][k], outs[1][k], err_msg=k)
+
+
+def test_restarting_cases_do_restart_within_the_invariance_runs():
+    # the restart and budget paths are exercised by the invariance tests above, not only the first run
+    for name in ("cmaes_bipop", "sepcmaes_ipop"):
+        ds = _run(name)
+        assert ds["restarts"].values.max() >= 1, name
+    assert _run("cmaes_bipop")["evaluations"].values.max() <= 60
 
 
 def test_population_layout_and_cost():
@@ -159,7 +184,8 @@ def test_user_fitness_map():
     assert np.all(np.abs(ds["population_mean"].values) < 1.0 + 0.3)
 
 
-@pytest.mark.parametrize("name", ["wf_continuous", "moran_genotypes", "cmaes", "openes", "one_plus_one", "ga"])
+@pytest.mark.parametrize("name", ["wf_continuous", "moran_genotypes", "cmaes", "cmaes_bipop", "xnes", "snes", "openes",
+                                  "one_plus_one", "ga"])
 def test_interrupted_store_resumes_bit_identically(name, tmp_path, monkeypatch):
     integ, target, x0 = CASES[name]
     kw = dict(n_replicas=5, n_steps=12, record_every=2, rng=9, chunk_steps=4)

@@ -18,7 +18,9 @@ restart can change lambda. Restarts (``hist is not None``; compiled only when us
 pycma's termination criteria holds (:func:`run_ended`), a new run starts from the replica's initial
 mean with a doubled population (IPOP; Auger & Hansen 2005) or, in BIPOP (Hansen 2009), alternately
 a large one or a small one with a random population size and step size; the evaluation budget
-halts the replica (``halted``) before a generation would exceed it.
+halts the replica (``halted``) before a generation would exceed it. A run whose distribution
+collapses numerically (sigma underflows to 0, or C stops being positive definite while finite)
+has ended: it restarts, or halts without restarts; only non-finite numbers mean divergence.
 """
 
 from __future__ import annotations
@@ -340,7 +342,8 @@ def cma(r0, r1, fn, eigh, theta, m, sigma, ps, pc, Cf, Bm, Cd, D, best, pop_ener
                 for i in range(d):
                     pc[r, i] = (1.0 - cc) * pc[r, i] + hs * cfc * yw[i]
                 # -- covariance: decay, rank-one, rank-mu (active: negative weights scaled by n/|z|^2)
-                ok = True
+                ok = True  # every number finite (else the run diverged)
+                collapsed = False  # finite, but the distribution is no longer positive definite
                 c1 = p[P_C1]
                 cmu = p[P_CMU]
                 keep = 1.0 - c1 - cmu * p[P_SUMW] + (1.0 - hs) * c1 * cc * (2.0 - cc)
@@ -369,19 +372,24 @@ def cma(r0, r1, fn, eigh, theta, m, sigma, ps, pc, Cf, Bm, Cd, D, best, pop_ener
                         for i in range(d):
                             Cd[r, i] += cmu * wk * Y[r, q, i] * Y[r, q, i]
                     for i in range(d):
-                        if not (Cd[r, i] > 0.0 and math.isfinite(Cd[r, i])):
+                        if not math.isfinite(Cd[r, i]):
                             ok = False
+                        elif not Cd[r, i] > 0.0:
+                            collapsed = True
                         else:
                             D[r, i] = math.sqrt(Cd[r, i])
-                ok = ok and math.isfinite(sigma[r]) and sigma[r] > 0.0
+                ok = ok and math.isfinite(sigma[r])
+                collapsed = collapsed or not sigma[r] > 0.0
                 for j in range(d):
                     ok = ok and math.isfinite(m[r, j])
                 # -- C = B D^2 B^T, refreshed lazily (eigenvalues into work[r, 0], work[r, 1] scratch)
-                if ok and Cf is not None and g % int(p[P_EIGEN]) == 0:
+                if ok and not collapsed and Cf is not None and g % int(p[P_EIGEN]) == 0:
                     eigh(row_ptr(Cf, r), row_ptr(Bm, r), row_ptr(work[r], 0), row_ptr(work[r], 1), d)
                     for i in range(d):
-                        if not (zw[i] > 0.0 and math.isfinite(zw[i])):
+                        if not math.isfinite(zw[i]):
                             ok = False
+                        elif not zw[i] > 0.0:
+                            collapsed = True
                         else:
                             D[r, i] = math.sqrt(zw[i])
                 if not ok:
@@ -392,9 +400,14 @@ def cma(r0, r1, fn, eigh, theta, m, sigma, ps, pc, Cf, Bm, Cd, D, best, pop_ener
                     for i in range(lam):
                         for j in range(d):
                             out_x[r, k, i, j] = X[r, i, j]
-                if hist is not None and run_ended(m, sigma, pc, Cf, Bm, Cd, D, U, idx, hist, rint, rflt, p, g, r):
-                    s0, s1 = restart(m, sigma, ps, pc, Cf, Bm, Cd, D, gen, evals, lam_r, params, weights, x_start, rint,
-                                     rflt, rconf, spec, r, step, halted, s0, s1)
+                # -- the run ends when the distribution collapses numerically, or with restarts when
+                #    pycma's criteria hold: then restart, or halt (records repeat the final state)
+                if hist is not None:
+                    if collapsed or run_ended(m, sigma, pc, Cf, Bm, Cd, D, U, idx, hist, rint, rflt, p, g, r):
+                        s0, s1 = restart(m, sigma, ps, pc, Cf, Bm, Cd, D, gen, evals, lam_r, params, weights, x_start,
+                                         rint, rflt, rconf, spec, r, step, halted, s0, s1)
+                elif collapsed:
+                    halted[r] = step
             if step % record_every == 0:
                 k = record_index(k0, step, step0, record_every)
                 for j in range(d):
