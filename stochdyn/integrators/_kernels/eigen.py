@@ -19,13 +19,22 @@ from __future__ import annotations
 
 import math
 
-from numba import carray, types
+from numba import carray, njit, types
 
 from ..._numba_utils import LazyCFunc
 
 #: ``void eigh(double *A, double *V, double *w, double *work, intp n)``
 EIGH_SIG = types.void(types.CPointer(types.float64), types.CPointer(types.float64), types.CPointer(types.float64),
                       types.CPointer(types.float64), types.intp)
+
+
+@njit(inline="always", cache=True)
+def _transpose(V, n):
+    for i in range(n):
+        for j in range(i):
+            t = V[i, j]
+            V[i, j] = V[j, i]
+            V[j, i] = t
 
 
 def _eigh(ap, vp, wp, ep, n):
@@ -35,11 +44,13 @@ def _eigh(ap, vp, wp, ep, n):
     e = carray(ep, (n,))
     for i in range(n):
         for j in range(n):
-            V[i, j] = A[i, j]
+            V[i, j] = A[j, i]  # the transpose (A is symmetric: only the arithmetic below is laid out for it)
     # -- tred2: Householder reduction of the symmetric V (overwritten) to tridiagonal form (d: diagonal,
-    #    e: off-diagonal), accumulating the orthogonal transformation in V
+    #    e: off-diagonal), accumulating the orthogonal transformation in V. Both steps work on the
+    #    transpose of V, whose rows are contiguous where EISPACK walks down columns (the same
+    #    arithmetic per element; 6.3 -> 4.5 us at n = 10); V is transposed back at the end
     for j in range(n):
-        d[j] = V[n - 1, j]
+        d[j] = V[j, n - 1]
     for i in range(n - 1, 0, -1):
         scale = 0.0
         h = 0.0
@@ -48,9 +59,9 @@ def _eigh(ap, vp, wp, ep, n):
         if scale == 0.0:
             e[i] = d[i - 1]
             for j in range(i):
-                d[j] = V[i - 1, j]
-                V[i, j] = 0.0
+                d[j] = V[j, i - 1]
                 V[j, i] = 0.0
+                V[i, j] = 0.0
         else:
             for k in range(i):
                 d[k] /= scale
@@ -66,11 +77,11 @@ def _eigh(ap, vp, wp, ep, n):
                 e[j] = 0.0
             for j in range(i):
                 f = d[j]
-                V[j, i] = f
+                V[i, j] = f
                 g = e[j] + V[j, j] * f
                 for k in range(j + 1, i):
-                    g += V[k, j] * d[k]
-                    e[k] += V[k, j] * f
+                    g += V[j, k] * d[k]
+                    e[k] += V[j, k] * f
                 e[j] = g
             f = 0.0
             for j in range(i):
@@ -83,32 +94,32 @@ def _eigh(ap, vp, wp, ep, n):
                 f = d[j]
                 g = e[j]
                 for k in range(j, i):
-                    V[k, j] -= f * e[k] + g * d[k]
-                d[j] = V[i - 1, j]
-                V[i, j] = 0.0
+                    V[j, k] -= f * e[k] + g * d[k]
+                d[j] = V[j, i - 1]
+                V[j, i] = 0.0
         d[i] = h
     for i in range(n - 1):
-        V[n - 1, i] = V[i, i]
+        V[i, n - 1] = V[i, i]
         V[i, i] = 1.0
         h = d[i + 1]
         if h != 0.0:
             for k in range(i + 1):
-                d[k] = V[k, i + 1] / h
+                d[k] = V[i + 1, k] / h
             for j in range(i + 1):
                 g = 0.0
                 for k in range(i + 1):
-                    g += V[k, i + 1] * V[k, j]
+                    g += V[i + 1, k] * V[j, k]
                 for k in range(i + 1):
-                    V[k, j] -= g * d[k]
+                    V[j, k] -= g * d[k]
         for k in range(i + 1):
-            V[k, i + 1] = 0.0
+            V[i + 1, k] = 0.0
     for j in range(n):
-        d[j] = V[n - 1, j]
-        V[n - 1, j] = 0.0
+        d[j] = V[j, n - 1]
+        V[j, n - 1] = 0.0
     V[n - 1, n - 1] = 1.0
     e[0] = 0.0
     # -- tql2: eigenvalues (into d) and eigenvectors (columns of V) of the tridiagonal matrix, by the
-    #    implicit QL method with shifts
+    #    implicit QL method with shifts (rotations of pairs of rows of the transpose)
     for i in range(1, n):
         e[i - 1] = e[i]
     e[n - 1] = 0.0
@@ -156,9 +167,9 @@ def _eigh(ap, vp, wp, ep, n):
                     p = c * d[i] - s * g
                     d[i + 1] = h + s * (c * g + s * d[i])
                     for k in range(n):
-                        h = V[k, i + 1]
-                        V[k, i + 1] = s * V[k, i] + c * h
-                        V[k, i] = c * V[k, i] - s * h
+                        h = V[i + 1, k]
+                        V[i + 1, k] = s * V[i, k] + c * h
+                        V[i, k] = c * V[i, k] - s * h
                 p = -s * s2 * c3 * el1 * e[l] / dl1
                 e[l] = s * p
                 d[l] = c * p
@@ -166,6 +177,7 @@ def _eigh(ap, vp, wp, ep, n):
                     break
         d[l] = d[l] + f
         e[l] = 0.0
+    _transpose(V, n)
 
 
 #: the compiled eigensolver (compiled, or loaded from the disk cache, on first use)
