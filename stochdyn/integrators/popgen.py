@@ -28,12 +28,12 @@ birth–death events. The cost variable ``evaluations`` counts fitness evaluatio
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .._numba_utils import eval_block
 from .._validation import ValidationError, check_array, check_bool, check_choice, check_int, check_real
 from ..fitness import FitnessMap, GenotypeLandscape, resolve_fitness_map
 from ..landscapes.base import Landscape
@@ -46,12 +46,27 @@ __all__ = ["WrightFisher", "Moran"]
 _REC = {"none": _k.REC_NONE, "free": _k.REC_FREE, "blend": _k.REC_BLEND}
 
 
+def _ptr(a: np.ndarray) -> Any:
+    return a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+
+
 def value_only(target: Any, x: np.ndarray) -> np.ndarray:
-    """U at points ``x`` (..., dim) through the target's value-only block (no gradient computed)."""
+    """U at points ``x`` (..., dim) through the target's value-only block, called through ctypes
+    (nothing to compile for it)."""
     pts = np.ascontiguousarray(np.asarray(x, dtype=np.float64).reshape(-1, int(target.dim)))
     val = np.empty(pts.shape[0])
-    eval_block(target.compiled_value, target.theta, pts, np.empty_like(pts), val)
+    theta = np.ascontiguousarray(target.theta)
+    target.compiled_value.ctypes(_ptr(pts), _ptr(np.empty_like(pts)), _ptr(val), pts.shape[0], pts.shape[1],
+                                 _ptr(theta), theta.shape[0])
     return val.reshape(np.shape(x)[:-1])
+
+
+def fitness_values(fmap: FitnessMap, u: np.ndarray, selection: float) -> np.ndarray:
+    """W = f(U; s) for an array of energies, through the map's compiled block called by ctypes."""
+    flat = np.ascontiguousarray(u, dtype=np.float64).ravel()
+    w = np.empty_like(flat)
+    fmap.compiled.ctypes(_ptr(flat), _ptr(w), flat.shape[0], float(selection))
+    return w.reshape(np.shape(u))
 
 
 def population_x0(x0: Any, target: Any, n_replicas: int, n: int, owner: str) -> np.ndarray:
@@ -152,7 +167,7 @@ class _Population(Integrator):
     def init_state(self, target: Any, x0: np.ndarray, rng: np.ndarray) -> State:
         R, N, d = x0.shape
         u = value_only(target, x0)
-        w = self.fitness_map(u, self.selection)
+        w = fitness_values(self.fitness_map, u, self.selection)
         bad = ~np.all(np.isfinite(w) & (w >= 0.0), axis=1) | ~(w.sum(axis=1) > 0.0)
         if np.any(bad):
             r = int(np.flatnonzero(bad)[0])
