@@ -186,6 +186,13 @@ class _Population(Integrator):
         return (out["population_mean"], out["variance"], out["energy"], out["mean_fitness"], out["best_fitness"],
                 out["evaluations"], out.get("allele_frequency"), out.get("x"))
 
+    def _rec(self) -> np.ndarray | None:
+        """(mode, rate) for the kernel, or None when no second parent is ever drawn (then the kernel
+        is compiled without the recombination code)."""
+        if self.recombination_rate == 0.0:
+            return None
+        return np.array([_REC[self.recombination], self.recombination_rate], dtype=np.float64)
+
     def _target_args(self, target: Any) -> tuple:
         return (target.compiled_value, target.theta, self.fitness_map.compiled, float(self.selection))
 
@@ -268,8 +275,8 @@ class WrightFisher(_Population):
         a, s = state.arrays, state.scratch
         over_replicas(_k.wright_fisher, a["x"].shape[0], *self._target_args(target), a["x"], s["xnew"], s["grad"],
                       s["u"], s["w"], s["prob"], s["alias"], s["small"], s["large"], a["rng"], a["diverged"],
-                      a["halted"], self.mutation_rate, self.mutation_scale, _REC[self.recombination],
-                      self.recombination_rate, record_first, state.step, n_steps, record_every, *self._outs(out), k0)
+                      a["halted"], self.mutation_rate, self.mutation_scale, self._rec(),
+                      record_first, state.step, n_steps, record_every, *self._outs(out), k0)
 
 
 @_population_doc
@@ -299,5 +306,5 @@ class Moran(_Population):
         a, s = state.arrays, state.scratch
         over_replicas(_k.moran, a["x"].shape[0], *self._target_args(target), a["x"], s["child"], s["grad"], s["u"],
                       s["w"], s["cgrad"], s["cu"], s["cw"], a["rng"], a["diverged"], a["halted"], self.mutation_rate,
-                      self.mutation_scale, _REC[self.recombination], self.recombination_rate, record_first, state.step,
+                      self.mutation_scale, self._rec(), record_first, state.step,
                       n_steps, record_every, *self._outs(out), k0)

@@ -58,14 +58,16 @@ def freeze(x, r, diverged, step):
 
 
 @njit(inline="always", cache=True)
-def mutate(y, discrete, n_alleles, mut_rate, mut_scale, s0, s1):
+def mutate(y, out_freq, mut_rate, mut_scale, s0, s1):
     """Mutate one individual in place.
 
-    Continuous: with probability ``mut_rate`` add ``mut_scale * N(0, I)``. Genotypes: each site
-    independently with probability ``mut_rate`` changes to one of the other alleles, uniformly.
+    Continuous: with probability ``mut_rate`` add ``mut_scale * N(0, I)``. Genotypes (``out_freq``
+    an array; None for continuous traits, which removes this branch from the compiled kernel): each
+    site independently with probability ``mut_rate`` changes to one of the other alleles, uniformly.
     """
     d = y.shape[0]
-    if discrete:
+    if out_freq is not None:
+        n_alleles = out_freq.shape[3]
         if mut_rate > 0.0:
             for j in range(d):
                 v, s0, s1 = uniform(s0, s1)
@@ -155,16 +157,14 @@ def write_record(x, u, w, r, k, n_evals, out_mean, out_var, out_e, out_wm, out_w
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def wright_fisher(r0, r1, fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias, small, large, rng, diverged, halted,
-                  mut_rate, mut_scale, rec_mode, rec_rate, record_first, step0, n_steps, record_every,
+                  mut_rate, mut_scale, rec, record_first, step0, n_steps, record_every,
                   out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0):
     """Wright–Fisher generations: N offspring, each with parent(s) drawn i.i.d. with probability W_i / sum W.
 
-    Offspring = clone of the parent, or with probability ``rec_rate`` a recombinant of two parents
+    Offspring = clone of the parent, or with probability ``rec[1]`` a recombinant of two parents
     drawn independently; then mutation (:func:`mutate`). Non-overlapping generations.
     """
     R, N, d = x.shape
-    discrete = out_freq is not None
-    n_alleles = out_freq.shape[3] if out_freq is not None else 2
     for r in range(r0, r1):
         if diverged[r] >= 0:
             continue
@@ -177,13 +177,16 @@ def wright_fisher(r0, r1, fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias
                 alias_setup(w[r], N, prob[r], alias[r], small[r], large[r])
                 for i in range(N):
                     a, s0, s1 = alias_draw(prob[r], alias[r], N, s0, s1)
-                    b = -1
-                    if rec_rate > 0.0:
+                    if rec is not None:  # rec = (mode, rate); None: clones only (not compiled)
+                        b = -1
                         v, s0, s1 = uniform(s0, s1)
-                        if v < rec_rate:
+                        if v < rec[1]:
                             b, s0, s1 = alias_draw(prob[r], alias[r], N, s0, s1)
-                    s0, s1 = make_child(x, r, a, b, rec_mode, xnew[r, i], s0, s1)
-                    s0, s1 = mutate(xnew[r, i], discrete, n_alleles, mut_rate, mut_scale, s0, s1)
+                        s0, s1 = make_child(x, r, a, b, int(rec[0]), xnew[r, i], s0, s1)
+                    else:
+                        for j in range(d):
+                            xnew[r, i, j] = x[r, a, j]
+                    s0, s1 = mutate(xnew[r, i], out_freq, mut_rate, mut_scale, s0, s1)
                 for i in range(N):
                     for j in range(d):
                         x[r, i, j] = xnew[r, i, j]
@@ -200,7 +203,7 @@ def wright_fisher(r0, r1, fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def moran(r0, r1, fn, theta, fmap, sel, x, child, grad, u, w, cgrad, cu, cw, rng, diverged, halted,
-          mut_rate, mut_scale, rec_mode, rec_rate, record_first, step0, n_steps, record_every,
+          mut_rate, mut_scale, rec, record_first, step0, n_steps, record_every,
           out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0):
     """Moran process; one step (generation) = N birth–death events.
 
@@ -209,8 +212,6 @@ def moran(r0, r1, fn, theta, fmap, sel, x, child, grad, u, w, cgrad, cu, cw, rng
     then mutated) replaces an individual drawn uniformly among all N (possibly the parent).
     """
     R, N, d = x.shape
-    discrete = out_freq is not None
-    n_alleles = out_freq.shape[3] if out_freq is not None else 2
     for r in range(r0, r1):
         if diverged[r] >= 0:
             continue
@@ -229,13 +230,16 @@ def moran(r0, r1, fn, theta, fmap, sel, x, child, grad, u, w, cgrad, cu, cw, rng
                         npos += 1
                 for e in range(N):
                     a, s0, s1 = categorical_rejection(w[r], N, wmax, s0, s1)
-                    b = -1
-                    if rec_rate > 0.0:
+                    if rec is not None:  # rec = (mode, rate); None: clones only (not compiled)
+                        b = -1
                         v, s0, s1 = uniform(s0, s1)
-                        if v < rec_rate:
+                        if v < rec[1]:
                             b, s0, s1 = categorical_rejection(w[r], N, wmax, s0, s1)
-                    s0, s1 = make_child(x, r, a, b, rec_mode, child[r, 0], s0, s1)
-                    s0, s1 = mutate(child[r, 0], discrete, n_alleles, mut_rate, mut_scale, s0, s1)
+                        s0, s1 = make_child(x, r, a, b, int(rec[0]), child[r, 0], s0, s1)
+                    else:
+                        for j in range(d):
+                            child[r, 0, j] = x[r, a, j]
+                    s0, s1 = mutate(child[r, 0], out_freq, mut_rate, mut_scale, s0, s1)
                     evaluate(fn, theta, fmap, sel, child, cgrad, cu, cw, r, 1)
                     if not (cw[r, 0] >= 0.0 and cw[r, 0] < np.inf):
                         ok = False
