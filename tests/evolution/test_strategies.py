@@ -17,18 +17,10 @@ import xarray as xr
 import stochdyn as sd
 from stochdyn import theory as th
 from stochdyn.integrators.nes import nes_utilities
+from test_es_theory import linear4  # U = x_0 in 4-D
 
 Z = 4.0
 L = sd.landscapes
-
-
-@sd.landscapes.landscape(dim=4)
-def linear4(x, grad):
-    grad[0] = 1.0
-    grad[1] = 0.0
-    grad[2] = 0.0
-    grad[3] = 0.0
-    return x[0]
 
 
 def _success(ds, target=1e-8):
