@@ -316,7 +316,7 @@ def _tournament(u, r, N, size, s0, s1):
     return best, s0, s1
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _all_finite(u, r, n):
     for i in range(n):
         if not math.isfinite(u[r, i]):
