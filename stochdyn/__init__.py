@@ -45,8 +45,8 @@ __all__ = [
 from . import fitness  # noqa: E402
 from .integrators import Moran, WrightFisher  # noqa: E402
 __all__ += ["fitness", "WrightFisher", "Moran"]
-from .integrators import CMAES, CSAES, GeneticAlgorithm, OnePlusOneES, OpenES  # noqa: E402
-__all__ += ["OnePlusOneES", "CSAES", "CMAES", "OpenES", "GeneticAlgorithm"]
+from .integrators import CMAES, CSAES, SNES, XNES, GeneticAlgorithm, OnePlusOneES, OpenES, SepCMAES  # noqa: E402
+__all__ += ["OnePlusOneES", "CSAES", "CMAES", "SepCMAES", "XNES", "SNES", "OpenES", "GeneticAlgorithm"]
 from . import analysis, plot  # noqa: E402  (importing analysis registers the ds.sd accessor)
 __all__ += ["analysis", "plot"]
 

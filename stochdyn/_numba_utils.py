@@ -143,3 +143,29 @@ def run_blocks(kernel: Callable, args: tuple, n_blocks: int, scratch: Callable[[
         wait(futures)
     for f in futures:
         f.result()  # re-raise an error from another thread
+
+
+@intrinsic
+def stack_scratch(typingctx, n):
+    """A C-contiguous float64 array of ``n`` uninitialised doubles on the stack of the calling function.
+
+    Used as the gradient row of value-only landscape blocks: a buffer that is written and never
+    read lets LLVM delete the gradient computation (and the transcendental calls it needs) from
+    the inlined row function, so one formula serves both block functions. Call it once per
+    function (not in a loop): the stack grows with every call.
+    """
+    if not isinstance(n, types.Integer):
+        return None
+    arrty = types.Array(types.float64, 1, "C")
+    sig = arrty(types.intp)
+
+    def codegen(context, builder, signature, args):
+        (count,) = args
+        ptr = cgutils.alloca_once(builder, context.get_value_type(types.float64), size=count)
+        ary = context.make_array(arrty)(context, builder)
+        itemsize = context.get_constant(types.intp, 8)
+        context.populate_array(ary, data=ptr, shape=cgutils.pack_array(builder, [count]),
+                               strides=cgutils.pack_array(builder, [itemsize]), itemsize=itemsize, meminfo=None)
+        return ary._getvalue()
+
+    return sig, codegen

@@ -188,6 +188,11 @@ class GenotypeLandscape:
         """The compiled block function (compiled, or loaded from the disk cache, on first use)."""
         return type(self)._block.get()
 
+    @property
+    def compiled_value(self):
+        """The block function evolution kernels call: the same (it writes a zero gradient, at no cost)."""
+        return self.compiled
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.name}
         for k, v in self._params.items():

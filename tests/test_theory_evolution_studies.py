@@ -115,7 +115,7 @@ def test_wf_drift_variance_against_simulation():
     exact = th.wf_drift_variance(w, parents, scale**2)[0]
     ds = sd.simulate(sd.WrightFisher(population_size=N, mutation_scale=scale, selection=s), land,
                      np.broadcast_to(parents, (R, N, 1)).copy(), n_replicas=R, n_steps=1, rng=5)
-    m = ds["mean"].isel(time=-1, dim=0).values
+    m = ds["population_mean"].isel(time=-1, dim=0).values
     v = m.var(ddof=1)
     se = v * math.sqrt(2.0 / (R - 1) + (np.mean((m - m.mean()) ** 4) / v**2 - 3.0) / R)
     assert abs(v - exact) < Z * se, (v, exact, se)

@@ -84,7 +84,7 @@ def _response(ctx, p, land):
     ds = sd.simulate(integ, land, x0, n_replicas=x0.shape[0], n_steps=1, rng=ctx.rng(1, 1))
     u = land.value(x0)
     w = np.exp(-s * (u - u.min(axis=1, keepdims=True)))  # Price and the drift variance are invariant to scaling w
-    dz = ds["mean"].isel(time=-1).values - x0.mean(axis=1)
+    dz = ds["population_mean"].isel(time=-1).values - x0.mean(axis=1)
     price = th.price_response(w, x0)
     drift_var = th.wf_drift_variance(w, x0, m)
     K = means.shape[0]
@@ -111,7 +111,7 @@ def _two_types(ctx, p, land, key, selection, generations):
         integ = MODELS[model](population_size=N, mutation_rate=0.0, selection=selection)
         ds = sd.simulate(integ, land, _two_type_populations(R, N, i0), n_replicas=R, n_steps=generations,
                          rng=ctx.rng(key, j))
-        freq = (1.0 - ds["mean"].isel(dim=0).values) / 2.0  # fraction in the left well
+        freq = (1.0 - ds["population_mean"].isel(dim=0).values) / 2.0  # fraction in the left well
         out[model] = dict(sim=freq.mean(0), se=freq.std(0, ddof=1) / math.sqrt(R),
                           exact=th.two_type_expected_frequency(N, r, i0, out["t"], model))
     q = i0 / N
@@ -137,7 +137,7 @@ def _exploration(ctx, p):
     t = pop.step.values
     EV, VM = th.wf_neutral_trait_variance(t, N, m)
     V = pop["variance"].isel(dim=0).values
-    M = pop["mean"].isel(dim=0).values
+    M = pop["population_mean"].isel(dim=0).values
     X = walk.x.isel(dim=0).values
     sim = dict(V=[_mean_se(V[:, k]) for k in range(t.size)], VM=[_variance_se(M[:, k]) for k in range(t.size)],
                X=[_variance_se(X[:, k]) for k in range(t.size)])
@@ -171,8 +171,8 @@ def _sella_hirsh(ctx, p, land):
             res = _resident(x)
             mono = float(np.mean(np.all(x == x[..., :1], axis=-1)))
             runs.append(dict(nmu=nmu, P=_mean_se((res > 0).mean(1)), X2=_mean_se((res**2).mean(1)),
-                             Pmean=_mean_se((ds["mean"].isel(dim=0).values[:, keep] > 0).mean(1)),
-                             X2mean=_mean_se((ds["mean"].isel(dim=0).values[:, keep] ** 2).mean(1)),
+                             Pmean=_mean_se((ds["population_mean"].isel(dim=0).values[:, keep] > 0).mean(1)),
+                             X2mean=_mean_se((ds["population_mean"].isel(dim=0).values[:, keep] ** 2).mean(1)),
                              mono=mono, sample=res[:, ::4].ravel()))
         fits = {}
         for q in ("P", "X2"):

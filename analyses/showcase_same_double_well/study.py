@@ -133,7 +133,7 @@ def run(ctx):
     wf_law = _grid_law("Wright–Fisher (weak mutation, exact)",
                        th.origin_fixation_density(land, N, s, p["mutation_scale"], "wright-fisher"))
     results["wf"] = dict(law=wf_law, s=s, N=N, mono=float(np.mean(np.all(pop == pop[..., :1], axis=-1))),
-                         mean_P=float(np.mean(ds["mean"].isel(dim=0).values[:, keep] > 0)),
+                         mean_P=float(np.mean(ds["population_mean"].isel(dim=0).values[:, keep] > 0)),
                          **_measure(_resident(pop), wf_law, edges))
 
     fig = ctx.figure(_figure(p, land, gibbs, results), "three_dynamics")

@@ -138,7 +138,7 @@ def first_passage_times(obj: xr.Dataset | xr.DataArray, target: Callable, *, sta
         if censored), ``reached`` (bool), ``passage_time`` (NaN if censored) and ``started``.
     """
     owner = "first_passage_times"
-    x = select(obj, var, ("x", "mean"), owner)
+    x = select(obj, var, ("x", "population_mean"), owner)
     inside = _membership(x, target, "target", owner)
     init = _membership(x, start, "start", owner) if start is not None else xr.ones_like(inside)
     if inside.chunks is not None:
@@ -175,7 +175,7 @@ def passage_times(obj: xr.Dataset | xr.DataArray, source: Callable, target: Call
         ``passage_time`` (NaN if censored).
     """
     owner = "passage_times"
-    x = select(obj, var, ("x", "mean"), owner)
+    x = select(obj, var, ("x", "population_mean"), owner)
     if replica_dim not in x.dims:
         x = x.expand_dims({replica_dim: [0]})
     a = _membership(x, source, "source", owner).transpose(replica_dim, time_dim, ...)

@@ -69,7 +69,7 @@ def detect_burn_in(obj: xr.Dataset | xr.DataArray, var: str | Iterable[str] | No
     batch = check_int("batch", batch, owner, ge=1)
     if isinstance(obj, xr.Dataset):
         names = [var] if isinstance(var, str) else list(var) if var is not None else \
-            [n for n in ("energy", "x", "mean") if n in obj.data_vars]
+            [n for n in ("energy", "x", "population_mean") if n in obj.data_vars]
         arrays = [select(obj, n, n, owner) for n in names]
     else:
         arrays = [obj]
@@ -124,7 +124,7 @@ def geweke_test(obj: xr.Dataset | xr.DataArray, var: str | None = None, *, first
     last = check_real("last", last, owner, gt=0.0, lt=1.0)
     if first + last > 1.0:
         raise ValidationError(f"The 'first' and 'last' fractions of {owner} must not overlap. Got {first} + {last} > 1.")
-    da = select(obj, var, ("energy", "x", "mean"), owner)
+    da = select(obj, var, ("energy", "x", "population_mean"), owner)
     n = da.sizes[time_dim]
     na, nb = max(4, int(first * n)), max(4, int(last * n))
     dims = check_dims("dims", None, da, owner, default=(replica_dim, time_dim, "individual"))

@@ -107,7 +107,7 @@ def variance_decomposition(obj: xr.Dataset | xr.DataArray, var: str | None = Non
 
 def ensemble_mean(obj: xr.Dataset | xr.DataArray, var: str | None = None, *, dim: str | Iterable[str] = "replica") -> xr.Dataset:
     r"""Mean over the ensemble at each time, with standard error :math:`s/\sqrt R` (replicas independent)."""
-    da = select(obj, var, ("x", "energy", "mean"), "ensemble_mean")
+    da = select(obj, var, ("x", "energy", "population_mean"), "ensemble_mean")
     dims = check_dims("dim", dim, da, "ensemble_mean")
     n = da.count(dims)
     return estimate(da.mean(dims), da.std(dims, ddof=1) / np.sqrt(n),
@@ -121,7 +121,7 @@ def ensemble_variance(obj: xr.Dataset | xr.DataArray, var: str | None = None, *,
     Standard error :math:`\sqrt{(\hat\mu_4 - s^4)/R}` (the large-R variance of :math:`s^2`, e.g. Kendall
     & Stuart, vol. 1, §10.5; :math:`2s^4/(R-1)` for Gaussian data), from the sample fourth moment.
     """
-    da = select(obj, var, ("x", "energy", "mean"), "ensemble_variance")
+    da = select(obj, var, ("x", "energy", "population_mean"), "ensemble_variance")
     dims = check_dims("dim", dim, da, "ensemble_variance")
     n = da.count(dims)
     dev2 = (da - da.mean(dims)) ** 2
@@ -137,7 +137,7 @@ def ensemble_variance(obj: xr.Dataset | xr.DataArray, var: str | None = None, *,
 def quantile_bands(obj: xr.Dataset | xr.DataArray, var: str | None = None, *,
                    quantiles: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95), dim: str | Iterable[str] = "replica") -> xr.DataArray:
     """Quantiles over the ensemble at each time (NaN replicas skipped): a ``quantile`` dimension is added."""
-    da = select(obj, var, ("x", "energy", "mean"), "quantile_bands")
+    da = select(obj, var, ("x", "energy", "population_mean"), "quantile_bands")
     dims = check_dims("dim", dim, da, "quantile_bands")
     q = check_array("quantiles", quantiles, "quantile_bands", ndim=1, ge=0.0, min_size=1)
     if np.any(q > 1):

@@ -8,5 +8,7 @@ __all__ = ["INTEGRATORS", "integrator_from_dict", "register_integrator", "Integr
            "SGD", "Adam", "SGLD", "Sampling", "LRSchedule", "BatchSchedule", "Augmentation", "Workers"]
 from .popgen import Moran, WrightFisher  # noqa: E402
 __all__ += ["WrightFisher", "Moran"]
-from .evolution import CMAES, CSAES, GeneticAlgorithm, OnePlusOneES, OpenES  # noqa: E402
-__all__ += ["OnePlusOneES", "CSAES", "CMAES", "OpenES", "GeneticAlgorithm"]
+from .evolution import GeneticAlgorithm, OnePlusOneES, OpenES  # noqa: E402
+from .cma import CMAES, CSAES, SepCMAES  # noqa: E402
+from .nes import SNES, XNES  # noqa: E402
+__all__ += ["OnePlusOneES", "CSAES", "CMAES", "SepCMAES", "XNES", "SNES", "OpenES", "GeneticAlgorithm"]

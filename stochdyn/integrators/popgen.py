@@ -28,6 +28,7 @@ birth–death events. The cost variable ``evaluations`` counts fitness evaluatio
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,11 +38,35 @@ from .._validation import ValidationError, check_array, check_bool, check_choice
 from ..fitness import FitnessMap, GenotypeLandscape, resolve_fitness_map
 from ..landscapes.base import Landscape
 from ._kernels import popgen as _k
+from ._kernels.threads import over_replicas
 from .base import Integrator, State, Variable, register_integrator
 
 __all__ = ["WrightFisher", "Moran"]
 
 _REC = {"none": _k.REC_NONE, "free": _k.REC_FREE, "blend": _k.REC_BLEND}
+
+
+def _ptr(a: np.ndarray) -> Any:
+    return a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+
+
+def value_only(target: Any, x: np.ndarray) -> np.ndarray:
+    """U at points ``x`` (..., dim) through the target's value-only block, called through ctypes
+    (nothing to compile for it)."""
+    pts = np.ascontiguousarray(np.asarray(x, dtype=np.float64).reshape(-1, int(target.dim)))
+    val = np.empty(pts.shape[0])
+    theta = np.ascontiguousarray(target.theta)
+    target.compiled_value.ctypes(_ptr(pts), _ptr(np.empty_like(pts)), _ptr(val), pts.shape[0], pts.shape[1],
+                                 _ptr(theta), theta.shape[0])
+    return val.reshape(np.shape(x)[:-1])
+
+
+def fitness_values(fmap: FitnessMap, u: np.ndarray, selection: float) -> np.ndarray:
+    """W = f(U; s) for an array of energies, through the map's compiled block called by ctypes."""
+    flat = np.ascontiguousarray(u, dtype=np.float64).ravel()
+    w = np.empty_like(flat)
+    fmap.compiled.ctypes(_ptr(flat), _ptr(w), flat.shape[0], float(selection))
+    return w.reshape(np.shape(u))
 
 
 def population_x0(x0: Any, target: Any, n_replicas: int, n: int, owner: str) -> np.ndarray:
@@ -125,7 +150,7 @@ class _Population(Integrator):
         what = "genotype (allele index)" if discrete else "trait"
         energy = "mean of U = -log W(g) over the population" if discrete else "mean of U(x) over the population"
         out = [
-            Variable("mean", ("dim",), (d,), f"population mean {what}", "1"),
+            Variable("population_mean", ("dim",), (d,), f"population mean {what}", "1"),
             Variable("variance", ("dim",), (d,), f"population variance of the {what} (1/N)", "1"),
             Variable("energy", (), (), energy, "1"),
             Variable("mean_fitness", (), (), "population mean fitness W", "1"),
@@ -141,8 +166,8 @@ class _Population(Integrator):
 
     def init_state(self, target: Any, x0: np.ndarray, rng: np.ndarray) -> State:
         R, N, d = x0.shape
-        u = target.value(x0)
-        w = self.fitness_map(u, self.selection)
+        u = value_only(target, x0)
+        w = fitness_values(self.fitness_map, u, self.selection)
         bad = ~np.all(np.isfinite(w) & (w >= 0.0), axis=1) | ~(w.sum(axis=1) > 0.0)
         if np.any(bad):
             r = int(np.flatnonzero(bad)[0])
@@ -152,24 +177,34 @@ class _Population(Integrator):
                 f"selection={self.selection:g}); fitness must be finite, >= 0 and positive for someone."
             )
         return State(
-            arrays={"x": x0, "rng": rng, "diverged": np.full(R, -1, dtype=np.int64)},
+            arrays={"x": x0, "rng": rng, "diverged": np.full(R, -1, dtype=np.int64),
+                    "halted": np.full(R, -1, dtype=np.int64)},
             scratch={"u": np.ascontiguousarray(u), "w": np.ascontiguousarray(w), "grad": np.empty_like(x0)},
         )
 
-    def _outs(self, target: Any, out: dict[str, np.ndarray]) -> tuple:
-        dummy4 = np.zeros((1, 1, 1, 1))
-        return (out["mean"], out["variance"], out["energy"], out["mean_fitness"], out["best_fitness"],
-                out["evaluations"], out.get("allele_frequency", dummy4), out.get("x", dummy4), "x" in out)
+    def _outs(self, out: dict[str, np.ndarray]) -> tuple:
+        return (out["population_mean"], out["variance"], out["energy"], out["mean_fitness"], out["best_fitness"],
+                out["evaluations"], out.get("allele_frequency"), out.get("x"))
+
+    def _rec(self) -> np.ndarray | None:
+        """(mode, rate) for the kernel, or None when no second parent is ever drawn (then the kernel
+        is compiled without the recombination code)."""
+        if self.recombination_rate == 0.0:
+            return None
+        return np.array([_REC[self.recombination], self.recombination_rate], dtype=np.float64)
 
     def _target_args(self, target: Any) -> tuple:
-        discrete = isinstance(target, GenotypeLandscape)
-        return (target.compiled, target.theta, self.fitness_map.compiled, float(self.selection), discrete,
-                int(target.n_alleles) if discrete else 2)
+        return (target.compiled_value, target.theta, self.fitness_map.compiled, float(self.selection))
+
+    def _run(self, target: Any, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray], k0: int,
+             record_first: bool) -> None:
+        raise NotImplementedError
 
     def record(self, target: Any, state: State, out: dict[str, np.ndarray], k: int) -> None:
-        t = self._target_args(target)
-        _k.record_all(state.arrays["x"], state.scratch["u"], state.scratch["w"], state.arrays["diverged"], k,
-                      self.population_size * (state.step + 1), t[4], t[5], *self._outs(target, out))
+        self._run(target, state, 0, 1, out, k + 1, True)  # the kernel, asked to record only
+
+    def advance(self, target, state, n_steps, record_every, out, k0, block):
+        self._run(target, state, n_steps, record_every, out, k0, False)
 
     def divergence_hint(self, target: Any) -> str:
         return (f"the fitness map {self.fitness!r} with selection={self.selection:g} gave negative or non-finite "
@@ -206,7 +241,7 @@ _COMMON = r"""Parameters
         Also record ``x``, every individual's trait, at every record (dims replica, time,
         individual, dim); thin with ``record_every``. Default False: summaries only.
 
-    Recorded: ``mean``, ``variance`` (per coordinate, 1/N), ``energy`` (mean U over the population),
+    Recorded: ``population_mean``, ``variance`` (per coordinate, 1/N), ``energy`` (mean U over the population),
     ``mean_fitness``, ``best_fitness``, ``evaluations`` (cost), ``allele_frequency`` (genotypes:
     dims dim = site, allele), ``x`` when asked. ``x0``: a point, a point per replica, or whole
     populations ``(n_replicas, N, dim)``."""
@@ -236,12 +271,12 @@ class WrightFisher(_Population):
                              small=np.empty((R, N), dtype=np.int64), large=np.empty((R, N), dtype=np.int64))
         return state
 
-    def advance(self, target, state, n_steps, record_every, out, k0, block):
+    def _run(self, target, state, n_steps, record_every, out, k0, record_first):
         a, s = state.arrays, state.scratch
-        _k.wright_fisher(*self._target_args(target), a["x"], s["xnew"], s["grad"], s["u"], s["w"], s["prob"],
-                         s["alias"], s["small"], s["large"], a["rng"], a["diverged"], self.mutation_rate,
-                         self.mutation_scale, _REC[self.recombination], self.recombination_rate, state.step, n_steps,
-                         record_every, *self._outs(target, out), k0)
+        over_replicas(_k.wright_fisher, a["x"].shape[0], *self._target_args(target), a["x"], s["xnew"], s["grad"],
+                      s["u"], s["w"], s["prob"], s["alias"], s["small"], s["large"], a["rng"], a["diverged"],
+                      a["halted"], self.mutation_rate, self.mutation_scale, self._rec(),
+                      record_first, state.step, n_steps, record_every, *self._outs(out), k0)
 
 
 @_population_doc
@@ -267,8 +302,9 @@ class Moran(_Population):
                              cw=np.empty((R, 1)))
         return state
 
-    def advance(self, target, state, n_steps, record_every, out, k0, block):
+    def _run(self, target, state, n_steps, record_every, out, k0, record_first):
         a, s = state.arrays, state.scratch
-        _k.moran(*self._target_args(target), a["x"], s["child"], s["grad"], s["u"], s["w"], s["cgrad"], s["cu"],
-                 s["cw"], a["rng"], a["diverged"], self.mutation_rate, self.mutation_scale, _REC[self.recombination],
-                 self.recombination_rate, state.step, n_steps, record_every, *self._outs(target, out), k0)
+        over_replicas(_k.moran, a["x"].shape[0], *self._target_args(target), a["x"], s["child"], s["grad"], s["u"],
+                      s["w"], s["cgrad"], s["cu"], s["cw"], a["rng"], a["diverged"], a["halted"], self.mutation_rate,
+                      self.mutation_scale, self._rec(), record_first, state.step,
+                      n_steps, record_every, *self._outs(out), k0)

@@ -7,6 +7,7 @@ Built-in: :class:`Harmonic`, :class:`DoubleWell`, :class:`MuellerBrown`, :class:
 from .base import LANDSCAPES, Landscape, landscape_from_dict
 from .builtin import DoubleWell, GaussianMixture, Harmonic, MuellerBrown, Rastrigin, Rosenbrock
 from .user import check_gradient, landscape
+from . import _value_blocks  # noqa: E402,F401  (value-only blocks of the built-ins)
 
 __all__ = [
     "Landscape",

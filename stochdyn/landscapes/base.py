@@ -46,6 +46,9 @@ class Landscape:
 
     _block: ClassVar[Any] = None
     _columns: ClassVar[Any] = None
+    #: optional block function with the same signature that writes only U (the gradient slot is
+    #: scratch); evolution and population methods call it through :attr:`compiled_value`
+    _value_block: ClassVar[Any] = None
     #: default plotting window, one (low, high) pair per shown coordinate
     plot_bounds: tuple[tuple[float, float], ...] = ((-2.0, 2.0), (-2.0, 2.0))
 
@@ -100,6 +103,14 @@ class Landscape:
         if owner.__dict__.get("_columns_generated") is None:
             owner._columns_generated = _columns_from_block(self.compiled)
         return owner.__dict__["_columns_generated"]
+
+    @property
+    def compiled_value(self):
+        """A compiled block function of the same signature that writes U only (the gradient slot is
+        used as scratch), for methods that never read the gradient (evolution strategies,
+        populations); the full :attr:`compiled` block when the landscape has no value-only one."""
+        block = type(self)._value_block or type(self)._block
+        return block.get() if hasattr(block, "get") else block
 
     def to_dict(self) -> dict[str, Any]:
         """JSON/TOML-ready description: ``{"type": name, "dim": dim, **params}``."""

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 from numba import carray, cfunc, njit
 
-from .._numba_utils import LANDSCAPE_BLOCK_SIG, LANDSCAPE_COLUMNS_SIG, LazyCFunc
+from .._numba_utils import LANDSCAPE_BLOCK_SIG, LANDSCAPE_COLUMNS_SIG, LazyCFunc, stack_scratch
 from .._validation import ValidationError, check_int, check_real
 from .base import Landscape, register
 
@@ -144,9 +144,20 @@ def _make_landscape_class(f, fixed_dim, check, check_points, plot_bounds) -> typ
             th = carray(tp, (nt,))
             for r in range(n):
                 v[r] = _user(x[:, r], g[:, r]{", " if pnames else ""}{call_args})
+
+        def _value_block(xp, gp, vp, n, d, tp, nt):
+            x = carray(xp, (n, d))
+            v = carray(vp, (n,))
+            th = carray(tp, (nt,))
+            g = stack_scratch(d)
+            for r in range(n):
+                v[r] = _user_inline(x[r], g{", " if pnames else ""}{call_args})
         """
     )
-    namespace: dict[str, Any] = {"carray": carray, "_user": jitted}
+    # the value-only block (evolution, populations) inlines the function, so that LLVM drops the
+    # gradient it writes into a never-read stack row; compiled on first use
+    namespace: dict[str, Any] = {"carray": carray, "_user": jitted, "_user_inline": njit(inline="always")(f),
+                                 "stack_scratch": stack_scratch}
     exec(src, namespace)
     try:
         block = cfunc(LANDSCAPE_BLOCK_SIG)(namespace["_block"])
@@ -188,6 +199,7 @@ def _make_landscape_class(f, fixed_dim, check, check_points, plot_bounds) -> typ
         # by coordinate, for the Langevin kernels: compiled on first use (the point is a strided view,
         # so the loop over points can vectorise when the function is simple)
         "_columns": LazyCFunc(namespace["_columns"], LANDSCAPE_COLUMNS_SIG, cache=False),
+        "_value_block": LazyCFunc(namespace["_value_block"], cache=False),
         "param_names": tuple(pnames),
         "defaults": dict(defaults),
         "python_function": staticmethod(f),

@@ -90,7 +90,7 @@ def landscape_contours(landscape: Any, *, dims: Sequence[int] = (0, 1), bounds: 
 def _cloud(ds: xr.Dataset, var: str | None, time_index: int, dims: Sequence[int], max_points: int,
            n_populations: int) -> list[tuple[np.ndarray, str | None]]:
     """Point sets to scatter at one record: replicas, or the individuals of a few populations."""
-    da = select(ds, var, ("x", "mean"), "ensemble_snapshot").isel(time=time_index)
+    da = select(ds, var, ("x", "population_mean"), "ensemble_snapshot").isel(time=time_index)
     idx = [int(i) for i in dims]
     if "individual" in da.dims:
         groups = []

@@ -33,7 +33,7 @@ def trajectory_fan(ds: xr.Dataset | xr.DataArray, var: str | None = None, *, coo
     individuals); ``coordinate`` picks the component. Returns the Axes.
     """
     owner = "trajectory_fan"
-    da = select(ds, var, ("x", "mean", "energy"), owner)
+    da = select(ds, var, ("x", "population_mean", "energy"), owner)
     da = select_coordinate(da, coordinate, owner)
     if "individual" in da.dims:
         da = da.mean("individual")
@@ -58,7 +58,7 @@ def trajectory_fan(ds: xr.Dataset | xr.DataArray, var: str | None = None, *, coo
     ax.plot(t, bands.sel(quantile=0.5, method="nearest").values, color=color, lw=1.4,
             label=label or "median")
     ax.set_xlabel(tlabel)
-    name = coordinate_name(da, coordinate) if "dim" in getattr(ds, "dims", ()) or var in (None, "x", "mean") \
+    name = coordinate_name(da, coordinate) if "dim" in getattr(ds, "dims", ()) or var in (None, "x", "population_mean") \
         else da.attrs.get("long_name", var)
     ax.set_ylabel(axis_label(name, da.attrs.get("units")))
     ax.set_xlim(t[0], t[-1])

@@ -28,7 +28,9 @@ __all__ = [
     "mu_mu_lambda_progress_normalized",
     "smoothed_rastrigin_value",
     "smoothed_rastrigin_gradient",
+    "smoothed_rastrigin_curvature",
     "smoothed_quartic_gradient",
+    "xnes_linear_expectations",
 ]
 
 
@@ -57,10 +59,11 @@ def one_plus_one_progress_normalized(sigma_star: float | np.ndarray) -> np.ndarr
     return s / math.sqrt(2 * math.pi) * np.exp(-s * s / 8) - 0.5 * s * s * _stats().norm.sf(s / 2)
 
 
-def normal_order_statistics(lam: int) -> np.ndarray:
-    r"""Expected order statistics of λ standard normals, largest first: :math:`E[X_{\lambda:\lambda}], \dots, E[X_{1:\lambda}]`.
+def normal_order_statistics(lam: int, moment: int = 1) -> np.ndarray:
+    r"""Moments of the order statistics of λ standard normals, largest first:
+    :math:`E[X^q_{\lambda:\lambda}], \dots, E[X^q_{1:\lambda}]` for ``moment`` q.
 
-    :math:`E[X_{k:\lambda}] = \frac{\lambda!}{(k-1)!(\lambda-k)!}\int x\,\Phi(x)^{k-1}(1-\Phi(x))^{\lambda-k}\varphi(x)\,dx`, by quadrature.
+    :math:`E[X^q_{k:\lambda}] = \frac{\lambda!}{(k-1)!(\lambda-k)!}\int x^q\,\Phi(x)^{k-1}(1-\Phi(x))^{\lambda-k}\varphi(x)\,dx`, by quadrature.
     """
     out = np.empty(lam)
     norm = _stats().norm
@@ -68,7 +71,7 @@ def normal_order_statistics(lam: int) -> np.ndarray:
         logc = special.gammaln(lam + 1) - special.gammaln(k) - special.gammaln(lam - k + 1)
 
         def f(x, k=k, logc=logc):
-            return x * math.exp(logc + (k - 1) * norm.logcdf(x) + (lam - k) * norm.logsf(x) + norm.logpdf(x))
+            return x**moment * math.exp(logc + (k - 1) * norm.logcdf(x) + (lam - k) * norm.logsf(x) + norm.logpdf(x))
 
         out[lam - k] = integrate.quad(f, -12, 12, limit=200, epsabs=1e-13)[0]
     return out
@@ -83,6 +86,22 @@ def progress_coefficient(mu: int, lam: int, weights: np.ndarray | None = None) -
     """
     w = np.full(mu, 1.0 / mu) if weights is None else np.asarray(weights, dtype=float)
     return float(np.dot(w, normal_order_statistics(lam)[:mu]))
+
+
+def xnes_linear_expectations(lam: int, dim: int, utilities: np.ndarray) -> tuple[float, float]:
+    r"""Exact one-generation expectations of xNES (and SNES) on a linear U, from B = I.
+
+    The offspring are ranked by their component along the gradient only, so with utilities
+    :math:`u_k` (best first, :math:`\sum_k u_k = 0`) the search gradients have
+    :math:`\mathrm E[G_\delta] = -c_u\,\hat g` with :math:`c_u = \sum_k u_k E[X_{\lambda-k+1:\lambda}]`
+    (:math:`\hat g` the unit gradient) and :math:`\mathrm E[G_\sigma] = \frac1n\sum_k u_k
+    E[X^2_{\lambda-k+1:\lambda}]` (the other n − 1 coordinates are unranked and contribute
+    :math:`\sum_k u_k = 0`). Returns :math:`(c_u, \mathrm E[G_\sigma])`; the mean moves
+    :math:`-\eta_\mu\sigma c_u\hat g` and :math:`\mathrm E[\log\sigma'/\sigma] = \frac{\eta_\sigma}{2}\mathrm E[G_\sigma]`.
+    """
+    u = np.asarray(utilities, dtype=float)
+    return (float(np.dot(u, normal_order_statistics(lam))),
+            float(np.dot(u, normal_order_statistics(lam, moment=2))) / dim)
 
 
 def mu_mu_lambda_progress_normalized(sigma_star: float | np.ndarray, mu: int, lam: int) -> np.ndarray:
@@ -104,6 +123,14 @@ def smoothed_rastrigin_gradient(x: np.ndarray, sigma: float, amplitude: float = 
     :math:`\nabla U` damped by :math:`e^{-2\pi^2\sigma^2}`; this is what :class:`~stochdyn.OpenES` estimates."""
     x = np.asarray(x, dtype=float)
     return 2 * x + 2 * math.pi * amplitude * np.sin(2 * math.pi * x) * math.exp(-2 * math.pi**2 * sigma**2)
+
+
+def smoothed_rastrigin_curvature(x: np.ndarray, sigma: float, amplitude: float = 10.0) -> np.ndarray:
+    r""":math:`\mathrm E[\partial_{ii}U(x+\sigma\varepsilon)] = 2 + 4\pi^2 A\cos(2\pi x_i)\,e^{-2\pi^2\sigma^2}`
+    for Rastrigin: the expected change of SNES's log step sizes with raw utilities (Stein's lemma,
+    :math:`\mathrm E[U(x+\sigma\varepsilon)(\varepsilon_i^2-1)] = \sigma^2\mathrm E[\partial_{ii}U]`)."""
+    x = np.asarray(x, dtype=float)
+    return 2 + 4 * math.pi**2 * amplitude * np.cos(2 * math.pi * x) * math.exp(-2 * math.pi**2 * sigma**2)
 
 
 def smoothed_quartic_gradient(x: np.ndarray, sigma: float) -> np.ndarray:

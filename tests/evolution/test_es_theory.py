@@ -7,10 +7,11 @@ checks that the alternative it rules out lies many SE away.
 import math
 
 import numpy as np
+import pytest
 
 import stochdyn as sd
 from stochdyn import theory as th
-from stochdyn.integrators.evolution import cma_parameters
+from stochdyn.integrators.cma import cma_parameters
 from stochdyn.random import stream_key
 from stochdyn.random._core import fill_normal
 
@@ -78,44 +79,53 @@ def test_recombinant_progress_on_a_linear_function_is_sigma_times_c_w():
     for weights in ("log", "equal"):
         integ = sd.CSAES(population_size=10, parents=5, sigma0=sigma, weights=weights, step_size_rule="constant")
         ds = sd.simulate(integ, linear4(), x0=np.zeros(4), n_replicas=reps, n_steps=1, rng=13)
-        dm = ds["mean"].isel(time=-1, dim=0).values
+        dm = ds["population_mean"].isel(time=-1, dim=0).values
         w = cma_parameters(4, 10, 5, weights)["weights"]
         expected = -sigma * th.progress_coefficient(5, 10, w)
         se = dm.std(ddof=1) / math.sqrt(reps)
         assert abs(dm.mean() - expected) < Z * se, (weights, dm.mean(), expected, se)
         # the perpendicular coordinates do not move on average
-        perp = ds["mean"].isel(time=-1, dim=slice(1, 4)).values
+        perp = ds["population_mean"].isel(time=-1, dim=slice(1, 4)).values
         assert np.all(np.abs(perp.mean(0)) < Z * perp.std(0, ddof=1) / math.sqrt(reps))
     c_equal, c_log = th.progress_coefficient(5, 10), th.progress_coefficient(5, 10, cma_parameters(4, 10, 5)["weights"])
     assert abs(c_equal - c_log) * sigma > 10 * se  # the weights are resolved
 
 
-def _reference_generation(p, m, sigma, ps, pc, C, B, D, z, f, step, n):
-    """One CMA-ES generation in plain NumPy (Hansen 2016), given the normals z (lam, n) and the basis B, D."""
-    y = z @ (B * D).T
+def _reference_generation(p, m, sigma, ps, pc, C, B, D, z, f, gen, n):
+    """One CMA-ES generation in plain NumPy (Hansen 2016, eqs. 39-53), given the normals z (lam, n) and the
+    basis B, D; C is (n, n) with B (n, n) (full) or the diagonal (n,) with B None (separable)."""
+    y = z @ (B * D).T if B is not None else z * D
     x = m + sigma * y
     order = np.argsort(f(x), kind="stable")
     w, mu = p["weights"], p["mu"]
     yw = w @ y[order[:mu]]
     zw = w @ z[order[:mu]]
     m = m + sigma * yw
-    ps = (1 - p["cs"]) * ps + math.sqrt(p["cs"] * (2 - p["cs"]) * p["mueff"]) * (B @ zw)
+    ps = (1 - p["cs"]) * ps + math.sqrt(p["cs"] * (2 - p["cs"]) * p["mueff"]) * (B @ zw if B is not None else zw)
     sigma = sigma * math.exp(p["cs"] / p["ds"] * (np.linalg.norm(ps) / p["chi_n"] - 1))
-    hs = float(np.linalg.norm(ps) / math.sqrt(1 - (1 - p["cs"]) ** (2 * step)) < (1.4 + 2 / (n + 1)) * p["chi_n"])
+    hs = float(np.linalg.norm(ps) / math.sqrt(1 - (1 - p["cs"]) ** (2 * gen)) < (1.4 + 2 / (n + 1)) * p["chi_n"])
     pc = (1 - p["cc"]) * pc + hs * math.sqrt(p["cc"] * (2 - p["cc"]) * p["mueff"]) * yw
-    ysel = y[order[:mu]]
-    C = ((1 - p["c1"] - p["cmu"] + (1 - hs) * p["c1"] * p["cc"] * (2 - p["cc"])) * C + p["c1"] * np.outer(pc, pc)
-         + p["cmu"] * (ysel.T * w) @ ysel)
+    wall = np.concatenate([w, p["negative_weights"]])
+    ysel, zsel = y[order], z[order]
+    wo = np.where(wall < 0, wall * n / np.sum(zsel**2, axis=1), wall)  # the active update's rescaling
+    keep = 1 - p["c1"] - p["cmu"] * p["sum_weights"] + (1 - hs) * p["c1"] * p["cc"] * (2 - p["cc"])
+    if B is not None:
+        C = keep * C + p["c1"] * np.outer(pc, pc) + p["cmu"] * (ysel.T * wo) @ ysel
+    else:
+        C = keep * C + p["c1"] * pc**2 + p["cmu"] * wo @ ysel**2
     return m, sigma, ps, pc, C
 
 
-def test_cmaes_generations_match_the_numpy_reference_algebra():
+@pytest.mark.parametrize("integ", [sd.CMAES(sigma0=0.3), sd.CMAES(sigma0=0.3, active=False),
+                                   sd.SepCMAES(sigma0=0.3), sd.SepCMAES(sigma0=0.3, active=True)],
+                         ids=["active", "plain", "sep", "sep-active"])
+def test_cma_generations_match_the_numpy_reference_algebra(integ):
     # the kernel's state after every generation equals the textbook update applied to the same normals
-    # and the kernel's own eigenbasis (B, D); and B D^2 B^T = C with B orthogonal
+    # and the kernel's own eigenbasis (B, D); B D^2 B^T = C with B orthogonal (full model)
     land = sd.landscapes.Rosenbrock(dim=5)
-    integ = sd.CMAES(sigma0=0.3)
     n = 5
-    p = cma_parameters(n)
+    full = isinstance(integ, sd.CMAES)
+    p = cma_parameters(n, active=integ.active, covariance="full" if full else "diagonal")
     x0 = np.full((1, n), -0.5)
     rng = stream_key(14).streams([0])
     state = integ.init_state(land, x0.copy(), rng.copy())
@@ -124,8 +134,9 @@ def test_cmaes_generations_match_the_numpy_reference_algebra():
     f = land.value
     for g in range(1, 41):
         a = state.arrays
-        m, sigma, ps, pc, C, B, D = (a["x"][0].copy(), a["sigma"][0], a["ps"][0].copy(), a["pc"][0].copy(),
-                                     a["C"][0].copy(), a["B"][0].copy(), a["D"][0].copy())
+        m, sigma, ps, pc, C, D = (a["x"][0].copy(), a["sigma"][0], a["ps"][0].copy(), a["pc"][0].copy(),
+                                  a["C"][0].copy(), a["D"][0].copy())
+        B = a["B"][0].copy() if full else None
         z = np.empty((1, p["lam"] * n))
         fill_normal(shadow, z)
         ref = _reference_generation(p, m, sigma, ps, pc, C, B, D, z.reshape(p["lam"], n), f, g, n)
@@ -133,13 +144,34 @@ def test_cmaes_generations_match_the_numpy_reference_algebra():
         state.step += 1
         for name, r in zip(("x", "sigma", "ps", "pc", "C"), ref):
             np.testing.assert_allclose(state.arrays[name][0], r, rtol=1e-9, atol=1e-12, err_msg=f"{name} at generation {g}")
-        B1, D1 = state.arrays["B"][0], state.arrays["D"][0]
-        np.testing.assert_allclose(B1.T @ B1, np.eye(n), atol=1e-12)
-        if g % p["eigen_every"] == 0:  # lazy eigendecomposition (purecma's gap)
-            np.testing.assert_allclose((B1 * D1**2) @ B1.T, state.arrays["C"][0], rtol=1e-10, atol=1e-13)
+        if full:
+            B1, D1 = state.arrays["B"][0], state.arrays["D"][0]
+            np.testing.assert_allclose(B1.T @ B1, np.eye(n), atol=1e-12)
+            if g % p["eigen_every"] == 0:  # lazy eigendecomposition (purecma's gap)
+                np.testing.assert_allclose((B1 * D1**2) @ B1.T, state.arrays["C"][0], rtol=1e-10, atol=1e-13)
+            else:
+                np.testing.assert_array_equal(B1, B)
         else:
-            np.testing.assert_array_equal(B1, B)
+            np.testing.assert_array_equal(state.arrays["D"][0], np.sqrt(state.arrays["C"][0]))
     assert np.array_equal(shadow, state.arrays["rng"])  # the kernel drew exactly lam*n normals per generation
+
+
+def test_active_weights_follow_the_tutorial():
+    # Hansen (2016), eqs. 49-53, written out independently for n = 10, lambda = 10
+    n, lam, mu = 10, 10, 5
+    wp = math.log((lam + 1) / 2) - np.log(np.arange(1, lam + 1))
+    mueff = wp[:mu].sum() ** 2 / (wp[:mu] ** 2).sum()
+    mueff_neg = wp[mu:].sum() ** 2 / (wp[mu:] ** 2).sum()
+    c1 = 2 / ((n + 1.3) ** 2 + mueff)
+    cmu = min(1 - c1, 2 * (mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
+    alpha = min(1 + c1 / cmu, 1 + 2 * mueff_neg / (mueff + 2), (1 - c1 - cmu) / (n * cmu))
+    p = cma_parameters(n)
+    np.testing.assert_allclose(p["weights"], wp[:mu] / wp[:mu].sum(), rtol=1e-14)
+    np.testing.assert_allclose(p["negative_weights"], alpha * wp[mu:] / np.abs(wp[mu:]).sum(), rtol=1e-14)
+    assert math.isclose(p["sum_weights"], 1 - alpha, rel_tol=1e-12)
+    assert p["mueff"] == pytest.approx(mueff, rel=1e-14) and p["c1"] == pytest.approx(c1, rel=1e-14)
+    plain = cma_parameters(n, active=False)
+    assert np.all(plain["negative_weights"] == 0) and plain["sum_weights"] == 1.0
 
 
 def test_cmaes_converges_on_sphere_and_learns_the_inverse_hessian():

@@ -1,5 +1,6 @@
 """Invariance (threads, chunking, replica subsets) and bad inputs for the population and ES integrators."""
 
+import math
 import os
 import subprocess
 import sys
@@ -9,6 +10,14 @@ import numpy as np
 import pytest
 
 import stochdyn as sd
+
+@sd.landscapes.landscape(check=False)
+def plateau(x, grad):
+    # flat steps: offspring tie, so pycma's tolflatfitness ends a run within a few generations
+    for i in range(x.shape[0]):
+        grad[i] = 0.0
+    return math.floor(x[0])
+
 
 GENO = sd.fitness.NKFitness(n_sites=6, k_epistasis=2, n_alleles=3, seed=1)
 LAND = sd.landscapes.DoubleWell(dim=2)
@@ -26,6 +35,14 @@ CASES = {
     "csaes": (lambda: sd.CSAES(sigma0=0.5), lambda: sd.landscapes.Rastrigin(dim=3), [2.0, 1.0, -1.0]),
     "cmaes": (lambda: sd.CMAES(sigma0=0.5, record_population=True), lambda: sd.landscapes.Rosenbrock(dim=4),
               [0.0, 0.0, 0.0, 0.0]),
+    "cmaes_plain": (lambda: sd.CMAES(sigma0=0.5, active=False), lambda: sd.landscapes.Rosenbrock(dim=4),
+                    [0.0, 0.0, 0.0, 0.0]),
+    "cmaes_bipop": (lambda: sd.CMAES(sigma0=0.1, restarts="bipop", max_evaluations=60),
+                    lambda: plateau(dim=2), [0.5, 1.0]),
+    "sepcmaes_ipop": (lambda: sd.SepCMAES(sigma0=0.1, active=True, restarts="ipop"),
+                      lambda: plateau(dim=3), [0.5, 1.0, -1.0]),
+    "xnes": (lambda: sd.XNES(sigma0=0.5), lambda: sd.landscapes.Rosenbrock(dim=3), [0.0, 0.0, 0.0]),
+    "snes": (lambda: sd.SNES(sigma0=0.5, fitness_shaping="none"), lambda: LAND, [0.2, 1.0]),
     "openes": (lambda: sd.OpenES(sigma=0.2, learning_rate=0.01, n_pairs=5, momentum=0.5,
                                  fitness_shaping="centered_ranks"), lambda: LAND, [0.2, 1.0]),
     "ga": (lambda: sd.GeneticAlgorithm(population_size=10, record_population=True), lambda: LAND, [0.5, 0.5]),
@@ -75,13 +92,21 @@ def test_thread_count_does_not_change_results(tmp_path):
         np.testing.assert_array_equal(outs[0][k], outs[1][k], err_msg=k)
 
 
+def test_restarting_cases_do_restart_within_the_invariance_runs():
+    # the restart and budget paths are exercised by the invariance tests above, not only the first run
+    for name in ("cmaes_bipop", "sepcmaes_ipop"):
+        ds = _run(name)
+        assert ds["restarts"].values.max() >= 1, name
+    assert _run("cmaes_bipop")["evaluations"].values.max() <= 60
+
+
 def test_population_layout_and_cost():
     ds = _run("wf_continuous")
     assert ds["x"].dims == ("replica", "time", "individual", "dim")
-    assert ds["mean"].dims == ("replica", "time", "dim")
+    assert ds["population_mean"].dims == ("replica", "time", "dim")
     assert list(ds["evaluations"].values[0]) == [30 * (s + 1) for s in range(0, 13, 3)]
     assert ds.attrs["family"] == "popgen" and ds["time"].attrs["units"] == "generation"
-    np.testing.assert_allclose(ds["mean"].values, ds["x"].values.mean(2))
+    np.testing.assert_allclose(ds["population_mean"].values, ds["x"].values.mean(2))
     g = _run("wf_genotypes")
     np.testing.assert_allclose(g["allele_frequency"].sum("allele").values, 1.0)
     x0 = np.zeros((6, 20, 6))
@@ -143,7 +168,7 @@ def test_fitness_going_negative_during_the_run_freezes_that_replica():
     with pytest.warns(sd.DivergenceWarning, match="fitness"):
         ds = sd.simulate(integ, land, x0, n_replicas=2, n_steps=50, rng=1)
     assert ds["diverged"].values[1]
-    assert np.all(np.isnan(ds["mean"].isel(replica=1, time=-1).values))
+    assert np.all(np.isnan(ds["population_mean"].isel(replica=1, time=-1).values))
 
 
 def test_user_fitness_map():
@@ -156,10 +181,11 @@ def test_user_fitness_map():
     assert ds.attrs["integrator_fitness"] == "truncation"
     assert np.all(ds["best_fitness"].values == 1.0)
     # every survivor of selection had U < 0.5, i.e. |x| < 1; one mutation step of 0.3 sd from there
-    assert np.all(np.abs(ds["mean"].values) < 1.0 + 0.3)
+    assert np.all(np.abs(ds["population_mean"].values) < 1.0 + 0.3)
 
 
-@pytest.mark.parametrize("name", ["wf_continuous", "moran_genotypes", "cmaes", "openes", "one_plus_one", "ga"])
+@pytest.mark.parametrize("name", ["wf_continuous", "moran_genotypes", "cmaes", "cmaes_bipop", "xnes", "snes", "openes",
+                                  "one_plus_one", "ga"])
 def test_interrupted_store_resumes_bit_identically(name, tmp_path, monkeypatch):
     integ, target, x0 = CASES[name]
     kw = dict(n_replicas=5, n_steps=12, record_every=2, rng=9, chunk_steps=4)

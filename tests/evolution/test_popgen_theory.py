@@ -88,7 +88,7 @@ def test_neutral_trait_drift_and_mutation_wright_fisher():
     within = ds["variance"].isel(time=-1).values.ravel()
     assert abs(within.mean() - EV[0]) < Z * within.std() / math.sqrt(within.size)
     for j in range(2):
-        v, se = _var_and_se(ds["mean"].isel(time=-1, dim=j).values)
+        v, se = _var_and_se(ds["population_mean"].isel(time=-1, dim=j).values)
         assert abs(v - VM[0]) < Z * se, (v, VM[0], se)
         assert abs(VM[0] - t * m / N) > 10 * se  # not the naive t*m/N (drift of the variance is resolved)
 
@@ -107,7 +107,7 @@ def test_one_generation_response_is_exactly_the_price_covariance():
     ds = sd.simulate(integ, land, x0, n_replicas=R, n_steps=1, rng=6)
     w = np.exp(-1.0 * land.value(x0))
     predicted = x0.mean(1) + th.price_response(w, x0)
-    resid = ds["mean"].isel(time=-1).values - predicted
+    resid = ds["population_mean"].isel(time=-1).values - predicted
     se = resid.std(0, ddof=1) / math.sqrt(R)
     assert np.all(np.abs(resid.mean(0)) < Z * se), (resid.mean(0), se)
     shift = (predicted - x0.mean(1)).mean(0)
@@ -125,7 +125,7 @@ def test_lande_response_of_a_large_gaussian_population():
     x0 = _gaussian_populations(R, N, m, G, 7)
     ds = sd.simulate(sd.WrightFisher(population_size=N, mutation_rate=0.0, selection=s), land, x0,
                      n_replicas=R, n_steps=1, rng=8)
-    dz = ds["mean"].isel(time=-1).values - m
+    dz = ds["population_mean"].isel(time=-1).values - m
     se = dz.std(0, ddof=1) / math.sqrt(R)
     lande = th.harmonic_selection_response(m, G, [1.0, 2.0], [0.0, 0.0], s)
     assert np.allclose(lande, -(s * np.array([1, 2]) * np.diag(G) * m) / (1 + s * np.array([1, 2]) * np.diag(G)))

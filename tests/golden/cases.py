@@ -77,7 +77,7 @@ def cases() -> dict:
         "moran_genotypes": (lambda: sd.Moran(population_size=12, mutation_rate=0.05), lambda: geno, None, evo),
         "one_plus_one": (lambda: sd.OnePlusOneES(sigma0=0.5), lambda: L.Rastrigin(dim=3), [2.0, 1.0, -1.0], evo),
         "csaes": (lambda: sd.CSAES(sigma0=0.5), lambda: L.Rastrigin(dim=3), [2.0, 1.0, -1.0], evo),
-        "cmaes": (lambda: sd.CMAES(sigma0=0.5, record_population=True), lambda: L.Rosenbrock(dim=4),
+        "cmaes": (lambda: sd.CMAES(sigma0=0.5, active=False, record_population=True), lambda: L.Rosenbrock(dim=4),
                   [0.0, 0.0, 0.0, 0.0], evo),
         "openes": (lambda: sd.OpenES(sigma=0.2, learning_rate=0.01, n_pairs=5, momentum=0.5,
                                      fitness_shaping="centered_ranks"), lambda: dw, [0.2, 1.0], evo),

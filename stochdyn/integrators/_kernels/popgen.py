@@ -10,13 +10,20 @@ A population whose fitness becomes negative or non-finite somewhere, or zero eve
 sampled: the replica is set to NaN and frozen, and the generation written to ``diverged``.
 
 Records are written after generations that are multiples of ``record_every`` into record
-``k0 + (step - step0) // record_every - 1`` (see :func:`write_record`).
+``k0 + (step - step0) // record_every - 1``; with ``record_first`` the current state is first
+written into record ``k0 - 1`` (the driver's initial record: a call with ``n_steps = 0``).
+
+Kernels are serial functions of a replica range ``(r0, r1, ...)`` that release the GIL, run on
+Numba's thread count by :func:`stochdyn.integrators._kernels.threads.over_replicas`. Genotype
+populations are recognised by ``out_freq`` being an array (None for continuous traits), so a run
+compiles only the mutation and recording code of its own kind. A ``halted`` replica (generation,
+-1 while running) keeps its population and stream and repeats its records (for stopping rules).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..._numba_utils import row_ptr
 from ...random._core import normal, randbelow, uniform
@@ -51,14 +58,16 @@ def freeze(x, r, diverged, step):
 
 
 @njit(inline="always", cache=True)
-def mutate(y, discrete, n_alleles, mut_rate, mut_scale, s0, s1):
+def mutate(y, out_freq, mut_rate, mut_scale, s0, s1):
     """Mutate one individual in place.
 
-    Continuous: with probability ``mut_rate`` add ``mut_scale * N(0, I)``. Genotypes: each site
-    independently with probability ``mut_rate`` changes to one of the other alleles, uniformly.
+    Continuous: with probability ``mut_rate`` add ``mut_scale * N(0, I)``. Genotypes (``out_freq``
+    an array; None for continuous traits, which removes this branch from the compiled kernel): each
+    site independently with probability ``mut_rate`` changes to one of the other alleles, uniformly.
     """
     d = y.shape[0]
-    if discrete:
+    if out_freq is not None:
+        n_alleles = out_freq.shape[3]
         if mut_rate > 0.0:
             for j in range(d):
                 v, s0, s1 = uniform(s0, s1)
@@ -99,8 +108,7 @@ def make_child(x, r, a, b, rec_mode, y, s0, s1):
 def write_moments(x, r, k, out_mean, out_var):
     """Mean and variance (1/N normalisation) of each coordinate over the population of replica ``r``."""
     N = x.shape[1]
-    d = x.shape[2]
-    for j in range(d):
+    for j in range(x.shape[2]):
         m = 0.0
         for i in range(N):
             m += x[r, i, j]
@@ -114,16 +122,9 @@ def write_moments(x, r, k, out_mean, out_var):
 
 
 @njit(inline="always", cache=True)
-def write_individuals(x, r, k, out_x):
-    for i in range(x.shape[1]):
-        for j in range(x.shape[2]):
-            out_x[r, k, i, j] = x[r, i, j]
-
-
-@njit(cache=True)
-def write_record(x, u, w, r, k, n_evals, discrete, n_alleles, out_mean, out_var, out_e, out_wm, out_wx, out_ev,
-                 out_freq, out_x, record_x):
-    """Population summaries of replica ``r`` into record ``k``: mean, variance (1/N), mean U, mean and max W."""
+def write_record(x, u, w, r, k, n_evals, out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x):
+    """Population summaries of replica ``r`` into record ``k``: mean and variance (1/N) per coordinate,
+    mean U, mean and largest W, evaluations; allele frequencies (genotypes) and individuals if asked."""
     N = x.shape[1]
     d = x.shape[2]
     write_moments(x, r, k, out_mean, out_var)
@@ -139,7 +140,8 @@ def write_record(x, u, w, r, k, n_evals, discrete, n_alleles, out_mean, out_var,
     out_wm[r, k] = wm / N
     out_wx[r, k] = wx
     out_ev[r, k] = n_evals
-    if discrete:
+    if out_freq is not None:
+        n_alleles = out_freq.shape[3]
         for j in range(d):
             for a in range(n_alleles):
                 out_freq[r, k, j, a] = 0.0
@@ -147,65 +149,62 @@ def write_record(x, u, w, r, k, n_evals, discrete, n_alleles, out_mean, out_var,
                 out_freq[r, k, j, int(x[r, i, j])] += 1.0
             for a in range(n_alleles):
                 out_freq[r, k, j, a] /= N
-    if record_x:
-        write_individuals(x, r, k, out_x)
+    if out_x is not None:
+        for i in range(N):
+            for j in range(d):
+                out_x[r, k, i, j] = x[r, i, j]
 
 
-@njit(parallel=True, cache=True)
-def record_all(x, u, w, diverged, k, n_evals, discrete, n_alleles, out_mean, out_var, out_e, out_wm, out_wx, out_ev,
-               out_freq, out_x, record_x):
-    for r in prange(x.shape[0]):
-        if diverged[r] < 0:
-            write_record(x, u, w, r, k, n_evals, discrete, n_alleles, out_mean, out_var, out_e, out_wm, out_wx,
-                         out_ev, out_freq, out_x, record_x)
-
-
-@njit(parallel=True, cache=True)
-def wright_fisher(fn, theta, fmap, sel, discrete, n_alleles, x, xnew, grad, u, w, prob, alias, small, large,
-                  rng, diverged, mut_rate, mut_scale, rec_mode, rec_rate, step0, n_steps, record_every,
-                  out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, record_x, k0):
+@njit(nogil=True, cache=True, error_model="numpy")
+def wright_fisher(r0, r1, fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias, small, large, rng, diverged, halted,
+                  mut_rate, mut_scale, rec, record_first, step0, n_steps, record_every,
+                  out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0):
     """Wright–Fisher generations: N offspring, each with parent(s) drawn i.i.d. with probability W_i / sum W.
 
-    Offspring = clone of the parent, or with probability ``rec_rate`` a recombinant of two parents
+    Offspring = clone of the parent, or with probability ``rec[1]`` a recombinant of two parents
     drawn independently; then mutation (:func:`mutate`). Non-overlapping generations.
     """
     R, N, d = x.shape
-    for r in prange(R):
+    for r in range(r0, r1):
         if diverged[r] >= 0:
             continue
         s0 = rng[r, 0]
         s1 = rng[r, 1]
-        ok = evaluate(fn, theta, fmap, sel, x, grad, u, w, r, N)
-        for s in range(n_steps):
-            step = step0 + s + 1
-            alias_setup(w[r], N, prob[r], alias[r], small[r], large[r])
-            for i in range(N):
-                a, s0, s1 = alias_draw(prob[r], alias[r], N, s0, s1)
-                b = -1
-                if rec_rate > 0.0:
-                    v, s0, s1 = uniform(s0, s1)
-                    if v < rec_rate:
-                        b, s0, s1 = alias_draw(prob[r], alias[r], N, s0, s1)
-                s0, s1 = make_child(x, r, a, b, rec_mode, xnew[r, i], s0, s1)
-                s0, s1 = mutate(xnew[r, i], discrete, n_alleles, mut_rate, mut_scale, s0, s1)
-            for i in range(N):
-                for j in range(d):
-                    x[r, i, j] = xnew[r, i, j]
-            ok = evaluate(fn, theta, fmap, sel, x, grad, u, w, r, N)
-            if not ok:
-                freeze(x, r, diverged, step)
-                break
-            if step % record_every == 0:
-                write_record(x, u, w, r, k0 + (step - step0) // record_every - 1, N * (step + 1), discrete,
-                             n_alleles, out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, record_x)
+        evaluate(fn, theta, fmap, sel, x, grad, u, w, r, N)
+        for s in range(n_steps + 1):
+            step = step0 + s
+            if s > 0 and halted[r] < 0:
+                alias_setup(w[r], N, prob[r], alias[r], small[r], large[r])
+                for i in range(N):
+                    a, s0, s1 = alias_draw(prob[r], alias[r], N, s0, s1)
+                    if rec is not None:  # rec = (mode, rate); None: clones only (not compiled)
+                        b = -1
+                        v, s0, s1 = uniform(s0, s1)
+                        if v < rec[1]:
+                            b, s0, s1 = alias_draw(prob[r], alias[r], N, s0, s1)
+                        s0, s1 = make_child(x, r, a, b, int(rec[0]), xnew[r, i], s0, s1)
+                    else:
+                        for j in range(d):
+                            xnew[r, i, j] = x[r, a, j]
+                    s0, s1 = mutate(xnew[r, i], out_freq, mut_rate, mut_scale, s0, s1)
+                for i in range(N):
+                    for j in range(d):
+                        x[r, i, j] = xnew[r, i, j]
+                if not evaluate(fn, theta, fmap, sel, x, grad, u, w, r, N):
+                    freeze(x, r, diverged, step)
+                    break
+            if (s == 0 and record_first) or (s > 0 and step % record_every == 0):
+                write_record(x, u, w, r, k0 + (step - step0) // record_every - 1,
+                             N * ((step if halted[r] < 0 else halted[r]) + 1), out_mean, out_var, out_e, out_wm, out_wx,
+                             out_ev, out_freq, out_x)
         rng[r, 0] = s0
         rng[r, 1] = s1
 
 
-@njit(parallel=True, cache=True)
-def moran(fn, theta, fmap, sel, discrete, n_alleles, x, child, grad, u, w, cgrad, cu, cw,
-          rng, diverged, mut_rate, mut_scale, rec_mode, rec_rate, step0, n_steps, record_every,
-          out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, record_x, k0):
+@njit(nogil=True, cache=True, error_model="numpy")
+def moran(r0, r1, fn, theta, fmap, sel, x, child, grad, u, w, cgrad, cu, cw, rng, diverged, halted,
+          mut_rate, mut_scale, rec, record_first, step0, n_steps, record_every,
+          out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0):
     """Moran process; one step (generation) = N birth–death events.
 
     Event: a parent drawn with probability W_i / sum W (exact rejection sampling against an upper
@@ -213,53 +212,58 @@ def moran(fn, theta, fmap, sel, discrete, n_alleles, x, child, grad, u, w, cgrad
     then mutated) replaces an individual drawn uniformly among all N (possibly the parent).
     """
     R, N, d = x.shape
-    for r in prange(R):
+    for r in range(r0, r1):
         if diverged[r] >= 0:
             continue
         s0 = rng[r, 0]
         s1 = rng[r, 1]
         ok = evaluate(fn, theta, fmap, sel, x, grad, u, w, r, N)
-        for s in range(n_steps):
-            step = step0 + s + 1
-            wmax = 0.0
-            npos = 0
-            for i in range(N):
-                if w[r, i] > wmax:
-                    wmax = w[r, i]
-                if w[r, i] > 0.0:
-                    npos += 1
-            for e in range(N):
-                a, s0, s1 = categorical_rejection(w[r], N, wmax, s0, s1)
-                b = -1
-                if rec_rate > 0.0:
-                    v, s0, s1 = uniform(s0, s1)
-                    if v < rec_rate:
-                        b, s0, s1 = categorical_rejection(w[r], N, wmax, s0, s1)
-                s0, s1 = make_child(x, r, a, b, rec_mode, child[r, 0], s0, s1)
-                s0, s1 = mutate(child[r, 0], discrete, n_alleles, mut_rate, mut_scale, s0, s1)
-                evaluate(fn, theta, fmap, sel, child, cgrad, cu, cw, r, 1)
-                if not (cw[r, 0] >= 0.0 and cw[r, 0] < np.inf):
-                    ok = False
+        for s in range(n_steps + 1):
+            step = step0 + s
+            if s > 0 and halted[r] < 0:
+                wmax = 0.0
+                npos = 0
+                for i in range(N):
+                    if w[r, i] > wmax:
+                        wmax = w[r, i]
+                    if w[r, i] > 0.0:
+                        npos += 1
+                for e in range(N):
+                    a, s0, s1 = categorical_rejection(w[r], N, wmax, s0, s1)
+                    if rec is not None:  # rec = (mode, rate); None: clones only (not compiled)
+                        b = -1
+                        v, s0, s1 = uniform(s0, s1)
+                        if v < rec[1]:
+                            b, s0, s1 = categorical_rejection(w[r], N, wmax, s0, s1)
+                        s0, s1 = make_child(x, r, a, b, int(rec[0]), child[r, 0], s0, s1)
+                    else:
+                        for j in range(d):
+                            child[r, 0, j] = x[r, a, j]
+                    s0, s1 = mutate(child[r, 0], out_freq, mut_rate, mut_scale, s0, s1)
+                    evaluate(fn, theta, fmap, sel, child, cgrad, cu, cw, r, 1)
+                    if not (cw[r, 0] >= 0.0 and cw[r, 0] < np.inf):
+                        ok = False
+                        break
+                    dead, s0, s1 = randbelow(N, s0, s1)
+                    if w[r, dead] > 0.0:
+                        npos -= 1
+                    if cw[r, 0] > 0.0:
+                        npos += 1
+                    for j in range(d):
+                        x[r, dead, j] = child[r, 0, j]
+                    u[r, dead] = cu[r, 0]
+                    w[r, dead] = cw[r, 0]
+                    if cw[r, 0] > wmax:
+                        wmax = cw[r, 0]
+                    if npos == 0:
+                        ok = False
+                        break
+                if not ok:
+                    freeze(x, r, diverged, step)
                     break
-                dead, s0, s1 = randbelow(N, s0, s1)
-                if w[r, dead] > 0.0:
-                    npos -= 1
-                if cw[r, 0] > 0.0:
-                    npos += 1
-                for j in range(d):
-                    x[r, dead, j] = child[r, 0, j]
-                u[r, dead] = cu[r, 0]
-                w[r, dead] = cw[r, 0]
-                if cw[r, 0] > wmax:
-                    wmax = cw[r, 0]
-                if npos == 0:
-                    ok = False
-                    break
-            if not ok:
-                freeze(x, r, diverged, step)
-                break
-            if step % record_every == 0:
-                write_record(x, u, w, r, k0 + (step - step0) // record_every - 1, N * (step + 1), discrete,
-                             n_alleles, out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, record_x)
+            if (s == 0 and record_first) or (s > 0 and step % record_every == 0):
+                write_record(x, u, w, r, k0 + (step - step0) // record_every - 1,
+                             N * ((step if halted[r] < 0 else halted[r]) + 1), out_mean, out_var, out_e, out_wm, out_wx,
+                             out_ev, out_freq, out_x)
         rng[r, 0] = s0
         rng[r, 1] = s1
