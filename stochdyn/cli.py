@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -76,7 +77,7 @@ class _Interrupted(Exception):
 def _cmd_run(args: argparse.Namespace) -> int:
     from ._validation import ValidationError
     from .io.files import NETCDF_SUFFIXES, _write_netcdf, _encodable
-    from .io.output import check_free_space, check_output, fmt_bytes
+    from .io.output import check_free_space, check_output, fmt_bytes, temp_path
     from .spec import load_spec, run_spec, summarize
 
     out = Path(args.output)
@@ -101,22 +102,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
         R, n = int(spec.run["n_replicas"]), spec.run["n_steps"] // spec.run.get("record_every", 1) + 1
         need = record_bytes(spec.integrator.variables(spec.target), R) * n + 16 * R
         check_free_space(target, need, f"The output -o {args.output!r}")
+    old = None
     if is_store and args.overwrite and target.exists():
         if not (target / "zarr.json").is_file():
             raise ValidationError(f"-o {args.output!r} is a folder that is not a zarr store; not removed by --overwrite")
-        import shutil
-
-        shutil.rmtree(target)
+        old = temp_path(target, ".old")  # set aside: removed once the new store exists, put back if it never does
+        os.rename(target, old)
     progress = False if args.no_progress else None
-    history = "stochdyn " + shlex.join(args.argv)
+    from .spec import _relative  # paths in the attributes are relative (or bare names), never the user's absolute path
+
+    history = "stochdyn " + shlex.join(_relative(a) if a in (args.spec, args.output) else a for a in args.argv)
     _say(f"running {spec.name}: {spec.integrator!r} on {spec.target!r}")
     try:
         if is_store:  # stream into the store, with a checkpoint after every chunk
             ds = run_spec(spec, progress=progress, store=target, resume=args.resume, history=history)
         else:
             ds = run_spec(spec, progress=progress, history=history)
-    except KeyboardInterrupt:
-        raise _Interrupted(_interrupted_note(target, is_store, args)) from None
+    except BaseException as exc:
+        if old is not None:
+            if target.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(old, target)
+        if isinstance(exc, KeyboardInterrupt):
+            raise _Interrupted(_interrupted_note(target, is_store, args)) from None
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     if not is_store:
         _write_netcdf(_encodable(ds), target, args.overwrite)
     _say(summarize(ds, spec.expected))

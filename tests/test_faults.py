@@ -126,6 +126,9 @@ KILL_CHILD = textwrap.dedent(
                 die()
             return orig_savez(fh, **fields)
         st.np.savez = savez
+    elif where == "finishing":       # final results and metadata rewritten, the last checkpoint not yet
+        orig_consolidate = st._consolidate
+        st._consolidate = lambda root: (orig_consolidate(root), die())
     print("go", flush=True)
     sd.simulate(sd.EulerMaruyama(dt=0.01, temperature=0.5), sd.landscapes.DoubleWell(dim=2, tilt=0.1),
                 x0=[-1.0, 0.0], n_replicas=300, n_steps=600, record_every=20, rng=5, store=path, chunk_steps=100,
@@ -134,10 +137,11 @@ KILL_CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("where, n", [("creating", 1), ("created", 0), ("records", 4), ("checkpoint", 6)])  # n-th energy write / checkpoint
+@pytest.mark.parametrize("where, n", [("creating", 1), ("created", 0), ("records", 4), ("checkpoint", 6),
+                                      ("finishing", 0)])  # n-th energy write / checkpoint
 def test_a_kill_at_any_moment_is_resumed_bit_identically(tmp_path, reference, where, n):
     """Promise: a run killed at any moment — before its store exists, before its first chunk, while
-    writing records, while writing a checkpoint — resumes to the bit-identical result."""
+    writing records, while writing a checkpoint, while finishing — resumes to the bit-identical result."""
     store = tmp_path / "run.zarr"
     child = subprocess.run([sys.executable, "-c", KILL_CHILD, str(store), where, str(n)], capture_output=True, text=True)
     assert child.returncode == -signal.SIGKILL, child.stderr
@@ -147,7 +151,9 @@ def test_a_kill_at_any_moment_is_resumed_bit_identically(tmp_path, reference, wh
         ck = read_checkpoint(store)
         assert ck is not None and not ck["complete"]
         # records: the n-th chunk's x is written, its energy not; checkpoint 1 is the store's own (step 0)
-        assert ck["records_complete"] == {"created": 0, "records": 5 * (n - 1), "checkpoint": 5 * (n - 2)}[where]
+        assert ck["records_complete"] == {"created": 0, "records": 5 * (n - 1), "checkpoint": 5 * (n - 2),
+                                          "finishing": 31}[where]
+        assert sd.io.verify(store) == []  # whatever the moment, the store is consistent
     resumed = run_store(store, resume=True)
     assert_same(reference, resumed)
     assert resumed.attrs["status"] == "complete" and leftovers(tmp_path) == []
@@ -484,6 +490,12 @@ def test_overwrite_policy_symlinks_and_permissions(tmp_path, spec, capsys, refer
     store = tmp_path / "s.zarr"
     assert _cli(["run", str(spec), "-o", str(store), "--no-progress"], capsys)[0] == 0
     assert _cli(["run", str(spec), "-o", str(store), "--no-progress", "--overwrite"], capsys)[0] == 0
+    huge = tmp_path / "huge.toml"  # a replacement refused by its size check leaves the old store as it was
+    huge.write_text(SPEC.replace("n_replicas = 300", "n_replicas = 100000000000"))
+    code, err = _cli(["run", str(huge), "-o", str(store), "--overwrite"], capsys)
+    assert code == 2 and "of memory" in err
+    assert sd.io.verify(store) == [] and leftovers(tmp_path) == []
+    assert_same(reference, sd.open_dataset(store))
     old = os.umask(0o027)
     try:
         sd.save(reference, tmp_path / "perm.nc")

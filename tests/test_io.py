@@ -125,10 +125,22 @@ def test_model_card_provenance_and_relative_paths(tmp_path, monkeypatch):
     spec.write_text(text.replace("n_replicas = 10000", "n_replicas = 50"))
     monkeypatch.chdir(tmp_path)
     for out in ("dw.nc", "dw.zarr"):
-        assert main(["run", "cards/dw.toml", "-o", out, "--no-progress"]) == 0
+        absolute = out.endswith(".zarr")  # typed as absolute paths: stored relative all the same
+        args = [str(spec), "-o", str(tmp_path / out)] if absolute else ["cards/dw.toml", "-o", out]
+        assert main(["run", *args, "--no-progress"]) == 0
         ds = sd.open_dataset(out)
         card = sd.spec.load_spec(spec)
         assert ds.attrs["comment"] == card.description and ds.attrs["references"] == card.reference
         assert ds.attrs["spec_source"] == "cards/dw.toml"
         assert ds.attrs["history"].endswith(f"stochdyn run cards/dw.toml -o {out} --no-progress")
         assert not any(str(tmp_path) in str(v) for v in ds.attrs.values()), "absolute path in the attributes"
+
+
+def test_data_file_paths_are_stored_relative_to_the_spec(tmp_path):
+    """Large problem data are named by ``*_file`` keys, made absolute to load them; the attributes
+    store them relative to the spec's folder again."""
+    spec = sd.spec.Spec(name="s", target=None, integrator=None, run={}, source=str(tmp_path / "cards" / "s.toml"))
+    attrs = {"target": json.dumps({"type": "LeastSquares", "X_file": str(tmp_path / "cards" / "data" / "X.npy")}),
+             "target_X_file": str(tmp_path / "cards" / "data" / "X.npy")}
+    out = sd.spec._relative_file_keys(attrs, spec)
+    assert json.loads(out["target"])["X_file"] == "data/X.npy" and out["target_X_file"] == "data/X.npy"
