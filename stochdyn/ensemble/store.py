@@ -437,8 +437,9 @@ def write_dataset(ds: Any, tmp: Path) -> None:
     ds = ds.copy()
     for v in ds.variables.values():
         v.encoding = {}
-    if any(getattr(v.data, "chunks", None) is not None for v in ds.variables.values()):  # dask: align to the store
-        ds = ds.chunk({d: c for name, e in enc.items() for d, c in zip(ds[name].dims, e["chunks"])})
+    for name, e in enc.items():  # dask-backed (a lazily opened store): align each array's blocks to its zarr chunks
+        if name in ds.data_vars and getattr(ds[name].data, "chunks", None) is not None:
+            ds[name] = ds[name].chunk(dict(zip(ds[name].dims, e["chunks"])))
     with _quiet_zarr():
         ds.to_zarr(tmp, mode="w", consolidated=True, encoding=enc, write_empty_chunks=True, zarr_format=3)
     meta, files = _scan(tmp)
@@ -516,7 +517,7 @@ class ZarrRecorder:
         lock = store_lock(path).acquire()
         try:
             _clean_partials(path)
-            R = int(next(iter(state.arrays.values())).shape[0])
+            R = int(state.arrays["x"].shape[0])
             if path.exists():
                 if not resume:
                     raise FileExistsError(f"Store {str(path)!r} exists: resume it (resume=True; on the command line "
