@@ -45,8 +45,14 @@ def _who(name: str, owner: str | None) -> str:
 
 
 def _fmt(value: Any) -> str:
+    """The value as shown after "Got": Python reprs (``-1.0``, not NumPy's ``-1.`` that reads as a
+    sentence end before the final full stop)."""
     if isinstance(value, np.ndarray):
-        return np.array2string(value, threshold=8, precision=6)
+        if value.ndim == 0:
+            return repr(value.item())
+        return np.array2string(value, threshold=8, precision=6, floatmode="maxprec_equal").replace(".]", ".0]").replace(". ", ".0 ")
+    if isinstance(value, np.generic):
+        return repr(value.item())
     return repr(value)
 
 

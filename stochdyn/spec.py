@@ -28,7 +28,10 @@ and what is allowed.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -57,6 +60,8 @@ RUN_KEYS: dict[str, str] = {
     "progress": "true or false",
 }
 MODEL_KEYS = ("name", "description", "reference")
+#: largest integer accepted in [run] (steps and counts are int64)
+MAX_INT = 2**63 - 1
 
 
 class SpecError(ValidationError):
@@ -75,6 +80,7 @@ class Spec:
     description: str = ""
     source: str = "<spec>"
     sweep: dict[str, list[Any]] | None = None
+    reference: str = ""
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -93,13 +99,77 @@ def _fail(source: str, where: str, msg: str) -> SpecError:
     return SpecError(f"{source}: {where}: {msg}")
 
 
+def _did_you_mean(word: str, options: Any) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``options``, or nothing."""
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown(source: str, where: str, key: str, allowed: Any, what: str = "unknown key") -> SpecError:
+    allowed = list(allowed)
+    return _fail(source, where, f"{what}{_did_you_mean(key, allowed)}; allowed: {', '.join(map(str, allowed))}")
+
+
+def _target_registry(tname: str) -> dict[str, type] | None:
+    if tname == "landscape":
+        from .landscapes.base import LANDSCAPES
+
+        return LANDSCAPES
+    if tname == "genotypes":
+        from .fitness import GENOTYPE_LANDSCAPES
+
+        return GENOTYPE_LANDSCAPES
+    if tname == "problem":
+        from .problems.base import PROBLEMS
+
+        return PROBLEMS
+    return None
+
+
+def _init_keys(cls: type) -> list[str] | None:
+    """Keyword parameters of a class's constructor (``None`` if it takes ``**kwargs``)."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _check_target_table(source: str, tname: str, table: dict[str, Any]) -> None:
+    """Unknown target types and (for landscapes and genotypes) unknown keys, with a 'did you mean'."""
+    registry = _target_registry(tname)
+    if registry is None:
+        return
+    kind = table.get("type")
+    if kind not in registry:
+        what = "missing" if kind is None else f"unknown {tname} type {kind!r}"
+        raise _unknown(source, f"[{tname}] type", str(kind), sorted(registry), what)
+    keys = _init_keys(registry[kind]) if tname != "problem" else None  # problems also take data and file keys
+    if keys is not None:
+        for key in table:
+            if key != "type" and key not in keys:
+                raise _unknown(source, f"[{tname}] {key}", key, keys, f"unknown key for {tname} {kind}")
+
+
+def _check_integrator_table(source: str, table: dict[str, Any]) -> None:
+    import dataclasses
+
+    kind = table.get("type")
+    if kind not in INTEGRATORS:
+        what = "missing" if kind is None else f"unknown integrator type {kind!r}"
+        raise _unknown(source, "[integrator] type", str(kind), sorted(INTEGRATORS), what)
+    fields = [f.name for f in dataclasses.fields(INTEGRATORS[kind])]
+    for key in table:
+        if key != "type" and key not in fields:
+            raise _unknown(source, f"[integrator] {key}", key, fields, f"unknown key for integrator {kind}")
+
+
 def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "<spec>") -> Spec:
     """Validate a spec given as a dict (as read from TOML)."""
     base_dir = Path(base_dir)
     known = {"model", "integrator", "run", "expected", "sweep", *TARGET_BUILDERS}
     for key in data:
         if key not in known:
-            raise _fail(source, f"[{key}]", f"unknown table; allowed tables: {', '.join(sorted(known))}")
+            raise _unknown(source, f"[{key}]", key, sorted(known), "unknown table")
     targets = [k for k in TARGET_BUILDERS if k in data]
     if len(targets) != 1:
         raise _fail(source, "spec", f"needs exactly one target table, one of [{'], ['.join(TARGET_BUILDERS)}]")
@@ -112,20 +182,30 @@ def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "
     model = data.get("model", {})
     for key in model:
         if key not in MODEL_KEYS:
-            raise _fail(source, f"[model] {key}", f"unknown key; allowed keys: {', '.join(MODEL_KEYS)}")
+            raise _unknown(source, f"[model] {key}", key, MODEL_KEYS)
     name = str(model.get("name", Path(source).stem))
 
     tname = targets[0]
+    if not isinstance(data[tname], dict):
+        raise _fail(source, f"[{tname}]", "must be a table")
+    _check_target_table(source, tname, data[tname])
     try:
         target = TARGET_BUILDERS[tname](_resolve_files(dict(data[tname]), base_dir, source, tname))
     except SpecError:
         raise
     except ValidationError as exc:
+        bad = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        registry = _target_registry(tname)
+        if bad and registry and data[tname].get("type") in registry:
+            cls = registry[data[tname]["type"]]
+            keys = [k for k in (_init_keys(cls) or []) + (_init_keys(getattr(cls, "from_data", cls)) or [])
+                    if k not in ("self", "data", "cls")]
+            raise _unknown(source, f"[{tname}] {bad.group(1)}", bad.group(1), dict.fromkeys(keys),
+                           f"unknown key for {tname} {data[tname]['type']}") from None
         raise _fail(source, f"[{tname}]", str(exc)) from None
 
     integ = dict(data["integrator"])
-    if "type" not in integ:
-        raise _fail(source, "[integrator] type", f"missing; one of {', '.join(sorted(INTEGRATORS))}")
+    _check_integrator_table(source, integ)
     try:
         integrator = integrator_from_dict(integ)
         integrator.check_target(target)
@@ -135,7 +215,7 @@ def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "
     run = dict(data["run"])
     for key in run:
         if key not in RUN_KEYS:
-            raise _fail(source, f"[run] {key}", f"unknown key; allowed keys: {', '.join(RUN_KEYS)}")
+            raise _unknown(source, f"[run] {key}", key, RUN_KEYS)
     for key in ("n_replicas", "n_steps"):
         if key not in run:
             raise _fail(source, f"[run] {key}", f"missing; {RUN_KEYS[key]}")
@@ -145,6 +225,8 @@ def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "
             lo = 0 if key == "seed" else 1
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise _fail(source, f"[run] {key}", f"must be an integer >= {lo}; got {v!r}")
+            if key != "seed" and v > MAX_INT:
+                raise _fail(source, f"[run] {key}", f"must be an integer <= {MAX_INT} (2**63 - 1); got {v!r}")
     if "progress" in run and not isinstance(run["progress"], bool):
         raise _fail(source, "[run] progress", f"must be true or false; got {run['progress']!r}")
     if "x0" in run and "x0_file" in run:
@@ -158,8 +240,8 @@ def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "
         except Exception as exc:
             raise _fail(source, "[run] x0_file", f"cannot read {f} as .npy: {exc}") from None
     if "x0" in run:
-        try:
-            integrator.prepare_x0(run["x0"], target, int(run["n_replicas"]))
+        try:  # a single point is checked for one replica: nothing of the run's size is allocated here
+            integrator.prepare_x0(run["x0"], target, int(run["n_replicas"]) if np.ndim(run["x0"]) >= 2 else 1)
         except ValidationError as exc:
             raise _fail(source, "[run] x0", str(exc)) from None
     rec = run.get("record_every", 1)
@@ -176,7 +258,8 @@ def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "
             raise _fail(source, f"[expected] {key}", str(exc)) from None
     grid = _parse_sweep(data["sweep"], source, integrator, target) if "sweep" in data else None
     return Spec(name=name, target=target, integrator=integrator, run=run, expected={k: float(v) for k, v in expected.items()},
-                description=str(model.get("description", "")), source=source, sweep=grid)
+                description=str(model.get("description", "")), source=source, sweep=grid,
+                reference=str(model.get("reference", "")))
 
 
 def _parse_sweep(table: Any, source: str, integrator: Integrator, target: Any) -> dict[str, list[Any]]:
@@ -212,9 +295,55 @@ def _resolve_files(table: dict[str, Any], base_dir: Path, source: str, tname: st
     return table
 
 
-def run_spec(spec: Spec, progress: bool | None = None, store: str | Path | None = None, resume: bool = False):
-    """Simulate a spec and return the Dataset (the spec's name and source are added to the attributes).
+def _relative(path: str) -> str:
+    """A path as stored in attributes: relative to the current folder when inside it, else its name."""
+    p = os.path.abspath(path)
+    rel = os.path.relpath(p)
+    return rel if not rel.startswith("..") else os.path.basename(p)
 
+
+def spec_attrs(spec: Spec, history: str | None = None) -> dict[str, str]:
+    """Provenance of a spec run: its name and (relative) path, the model card's description
+    (``comment``) and reference (``references``), and optionally a ``history`` line (the command)."""
+    import datetime as _dt
+
+    out = {"spec_name": spec.name, "spec_source": _relative(spec.source)}
+    if spec.description:
+        out["comment"] = spec.description
+    if spec.reference:
+        out["references"] = spec.reference
+    if history:
+        out["history"] = f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}: {history}"
+    return out
+
+
+def _relative_file_keys(attrs: dict[str, Any], spec: Spec) -> dict[str, Any]:
+    """Target ``*_file`` paths made absolute for loading are stored relative to the spec's folder."""
+    import json
+
+    base = os.path.dirname(os.path.abspath(spec.source))
+
+    def rel(v: Any) -> Any:
+        return os.path.relpath(v, base) if isinstance(v, str) and os.path.isabs(v) else v
+
+    out: dict[str, Any] = {}
+    if "target" in attrs:
+        try:
+            targ = json.loads(attrs["target"])
+        except (TypeError, ValueError):
+            targ = None
+        if isinstance(targ, dict) and any(k.endswith("_file") for k in targ):
+            out["target"] = json.dumps({k: rel(v) if k.endswith("_file") else v for k, v in targ.items()})
+    out.update({k: rel(v) for k, v in attrs.items() if k.startswith("target_") and k.endswith("_file")})
+    return out
+
+
+def run_spec(spec: Spec, progress: bool | None = None, store: str | Path | None = None, resume: bool = False,
+             history: str | None = None):
+    """Simulate a spec and return the Dataset, with the spec's provenance in its attributes.
+
+    Added attributes: ``spec_name``, ``spec_source`` (relative path), ``comment`` and ``references``
+    (the model card's description and reference) and, if given, ``history`` (e.g. the command line).
     With ``store`` the run streams into that zarr store with checkpoints (and ``resume``
     continues an interrupted one); see :func:`stochdyn.simulate`.
     """
@@ -225,12 +354,12 @@ def run_spec(spec: Spec, progress: bool | None = None, store: str | Path | None 
     prog = run.pop("progress", progress)
     extra = {} if store is None else {"store": store, "resume": resume}
     ds = simulate(spec.integrator, spec.target, run.pop("x0", None), rng=seed, progress=prog, **run, **extra)
-    ds.attrs["spec_name"] = spec.name
-    ds.attrs["spec_source"] = spec.source
+    new = {**spec_attrs(spec, history), **_relative_file_keys(ds.attrs, spec)}
+    ds.attrs.update(new)
     if store is not None:
-        import zarr
+        from .ensemble.store import update_attrs
 
-        zarr.open_group(str(store), mode="r+").attrs.update({"spec_name": spec.name, "spec_source": spec.source})
+        update_attrs(store, new)
     return ds
 
 
@@ -263,6 +392,8 @@ def observable(ds, name: str) -> tuple[float, float]:
     else:
         v = ds["x"].isel(time=-1).sel(dim=i).values[live]
     n = v.size
+    if n < 2:  # every replica diverged (or one left): no estimate
+        return float(v.mean()) if n else float("nan"), float("nan")
     if kind in ("mean", "mean_energy"):
         return float(v.mean()), float(v.std(ddof=1) / math.sqrt(n))
     if kind == "var":
@@ -283,13 +414,19 @@ def summarize(ds, expected: dict[str, float] | None = None) -> str:
     R = ds.sizes["replica"]
     n_steps = int(ds["step"].values[-1])
     secs = float(ds.attrs.get("elapsed_seconds", float("nan")))
+    rate = R * n_steps / secs if secs > 0 else float("nan")
     compiled = float(ds.attrs.get("compile_seconds", 0.0))
     note = f"; includes {compiled:.1f} s compiling the kernels, done once per environment" if compiled > 0 else ""
     lines = [
         f"{integ.get('type')} on {targ.get('type')}: {R} replicas x {n_steps} steps "
-        f"in {secs:.2f} s ({R * n_steps / secs:.3g} replica-steps/s{note}), seed {ds.attrs.get('seed')}",
+        f"in {secs:.2f} s ({rate:.3g} replica-steps/s{note}), seed {ds.attrs.get('seed')}",
         f"diverged replicas: {int(ds['diverged'].sum())}",
     ]
+    if int(ds["diverged"].sum()) == R:
+        lines.append("every replica diverged: no statistics of the final state (see the divergence warning for the likely cause)")
+        if expected:
+            lines.append("checks against the model card: none possible")
+        return "\n".join(lines)
     if "x" in ds and "dim" in ds["x"].dims and ds["x"].ndim == 3:
         for i in range(min(ds.sizes["dim"], 4)):
             m, se = observable(ds, f"mean_x{i}")
@@ -299,6 +436,6 @@ def summarize(ds, expected: dict[str, float] | None = None) -> str:
         lines.append("checks against the model card (z = (simulated - expected) / standard error):")
         for key, val in expected.items():
             sim, se = observable(ds, key)
-            z = (sim - val) / se if se > 0 else float("inf")
+            z = (sim - val) / se if se > 0 else (float("nan") if math.isnan(se) else float("inf"))
             lines.append(f"  {key:<16} simulated {sim:.5g} ± {se:.2g}   expected {val:.5g}   z = {z:+.2f}")
     return "\n".join(lines)

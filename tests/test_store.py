@@ -1,12 +1,13 @@
-"""Streaming to zarr, checkpoints, kill-and-resume, mismatched resumes, bounded memory, export."""
+"""Streaming to zarr, checkpoints, mismatched resumes, bounded memory, export, plain-tool readability.
 
-import os
-import random
-import signal
+Kills, damage, full disks and bad outputs are in test_faults.py."""
+
+import json
 import subprocess
 import sys
 import textwrap
-import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,49 +43,6 @@ def test_streamed_run_equals_in_memory_run(tmp_path, name, chunk_steps):
     assert st.attrs["status"] == "complete" and read_checkpoint(tmp_path / "run.zarr")["complete"]
 
 
-CHILD = textwrap.dedent(
-    """
-    import sys, stochdyn as sd
-    print("go", flush=True)
-    sd.simulate(sd.LeimkuhlerMatthews(dt=0.01, temperature=0.5), sd.landscapes.DoubleWell(dim=2, tilt=0.1),
-                x0=[-1.0, 0.0], n_replicas=2000, n_steps=20000, record_every=100, rng=77,
-                store=sys.argv[1], chunk_steps=200)
-    """
-)
-
-
-def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path):
-    kw = dict(x0=[-1.0, 0.0], n_replicas=2000, n_steps=20000, record_every=100, rng=77)
-    integ = sd.LeimkuhlerMatthews(dt=0.01, temperature=0.5)
-    reference = sd.simulate(integ, LAND, **kw)
-    rnd = random.Random(20261128)
-    interrupted = 0
-    for trial in range(3):
-        store = tmp_path / f"killed-{trial}.zarr"
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(store)], stdout=subprocess.PIPE, text=True)
-        assert child.stdout.readline().strip() == "go"
-        # kill at a random moment after the first checkpoint (so the store exists), whatever the load
-        deadline = time.monotonic() + 60
-        while not (store / ".stochdyn-checkpoint.npz").exists() and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(rnd.uniform(0.0, 0.6))
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        ck = read_checkpoint(store) if store.exists() else None
-        if ck is not None and not ck["complete"]:
-            interrupted += 1
-            with pytest.warns(UserWarning, match="unfinished run"):
-                partial = sd.open_dataset(store)
-            assert partial.sizes["time"] == ck["records_complete"]  # never a half-written record
-            assert_same(reference.isel(time=slice(0, ck["records_complete"])).drop_vars(["diverged", "diverged_step"]),
-                        partial.drop_vars(["diverged", "diverged_step"]))
-        resumed = sd.simulate(integ, LAND, store=store, resume=True, **kw)
-        assert_same(reference, resumed)
-        again = sd.simulate(integ, LAND, store=store, resume=True, **kw)  # already complete: just reopens
-        assert_same(reference, again)
-    assert interrupted >= 1, "no kill landed mid-run; the test did not test resumption"
-
-
 def test_mismatched_or_existing_store_is_refused(tmp_path):
     store = tmp_path / "run.zarr"
     sd.simulate(INTEGRATORS["EulerMaruyama"](), LAND, store=store, **RUN)
@@ -102,9 +60,11 @@ def test_mismatched_or_existing_store_is_refused(tmp_path):
         sd.simulate(INTEGRATORS["EulerMaruyama"](), LAND, store=tmp_path / "run.nc", **RUN)
     with pytest.raises(sd.ValidationError, match="needs a 'store'"):
         sd.simulate(INTEGRATORS["EulerMaruyama"](), LAND, resume=True, **RUN)
-    (tmp_path / "other.zarr").mkdir()
-    with pytest.raises(StoreMismatchError, match="no stochdyn checkpoint"):
+    (tmp_path / "other.zarr").mkdir()  # a folder holding something else is never taken over
+    (tmp_path / "other.zarr" / "notes.txt").write_text("mine")
+    with pytest.raises(StoreMismatchError, match="no stochdyn checkpoint and is not a store of this run"):
         sd.simulate(INTEGRATORS["EulerMaruyama"](), LAND, store=tmp_path / "other.zarr", resume=True, **RUN)
+    assert (tmp_path / "other.zarr" / "notes.txt").read_text() == "mine"
     # resume with rng=None picks up the stored seed
     again = sd.simulate(INTEGRATORS["EulerMaruyama"](), LAND, store=store, resume=True, **dict(RUN, rng=None))
     assert again.attrs["seed"] == "31"
@@ -141,3 +101,73 @@ def test_export_netcdf_of_a_finished_store(tmp_path):
     back = sd.open_dataset(path)
     assert_same(st, back)
     assert back.attrs["seed"] == "31"
+
+
+def _plain_open_without_warnings(path):
+    """Open a store the way plain tools do and read everything; any warning fails the test."""
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xr.open_zarr(path).load()
+        xr.open_dataset(path, engine="zarr").load()
+        zarr.open(str(path), mode="r")
+        group = zarr.open_group(str(path), mode="r")
+        for _, arr in group.arrays():
+            arr[...]
+    meta = json.loads((Path(path) / "zarr.json").read_text())
+    assert meta.get("consolidated_metadata"), f"{path}: metadata not consolidated"
+
+
+def test_every_kind_of_store_opens_in_plain_xarray_and_zarr_without_a_warning(tmp_path, monkeypatch):
+    """Streamed (finished and unfinished), saved, sweep-point and command-line stores: consolidated
+    metadata, the checkpoint out of readers' way, no warning from xarray or zarr."""
+    ds = sd.simulate(INTEGRATORS["BAOAB"](), LAND, store=tmp_path / "run.zarr", chunk_steps=200, **RUN)
+    sd.save(ds, tmp_path / "saved.zarr")
+    sd.sweep(INTEGRATORS["EulerMaruyama"](), LAND, grid={"integrator.temperature": [0.4, 0.6]}, workers="serial",
+             store=tmp_path / "sweep", **RUN)
+    from stochdyn.cli import main
+    from stochdyn.ensemble import store as st
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text((Path(__file__).resolve().parents[1] / "models" / "harmonic.toml").read_text()
+                    .replace("n_replicas = 20000", "n_replicas = 200"))
+    assert main(["run", str(spec), "-o", str(tmp_path / "cli.zarr"), "--no-progress"]) == 0
+    orig = st.ZarrRecorder.commit
+
+    def stop_after_two_chunks(self, k0, n, state, elapsed):
+        if k0 >= 10:
+            raise KeyboardInterrupt
+        orig(self, k0, n, state, elapsed)
+
+    monkeypatch.setattr(st.ZarrRecorder, "commit", stop_after_two_chunks)
+    with pytest.raises(KeyboardInterrupt):
+        sd.simulate(INTEGRATORS["EulerMaruyama"](), LAND, store=tmp_path / "unfinished.zarr", chunk_steps=200, **RUN)
+    monkeypatch.undo()
+    stores = ["run.zarr", "saved.zarr", "cli.zarr", "unfinished.zarr"] + [
+        f"sweep/{p.name}" for p in (tmp_path / "sweep").iterdir() if p.suffix == ".zarr"]
+    assert len(stores) == 6
+    for name in stores:
+        _plain_open_without_warnings(tmp_path / name)
+        assert sd.io.verify(tmp_path / name) == []
+
+
+@pytest.mark.parametrize("name", ["BAOAB", "CMAES"])
+def test_save_and_streaming_chunk_stores_alike_with_dim_whole(tmp_path, name):
+    """``sd.save`` of an in-memory run and the same run streamed use the same zarr chunks, with the
+    trailing dimensions (``dim``, ``individual``) whole and CRC-32C checksums on every chunk."""
+    import zarr
+
+    integ = INTEGRATORS[name]() if name in INTEGRATORS else sd.CMAES(sigma0=0.5, record_population=True)
+    kw = RUN if name in INTEGRATORS else dict(x0=[1.0, 1.0], n_replicas=50, n_steps=40, record_every=2, rng=3)
+    mem = sd.simulate(integ, LAND, **kw)
+    sd.save(mem, tmp_path / "saved.zarr")
+    st = sd.simulate(integ, LAND, store=tmp_path / "streamed.zarr", **kw)
+    assert_same(mem, st)
+    a, b = zarr.open_group(str(tmp_path / "saved.zarr"), mode="r"), zarr.open_group(str(tmp_path / "streamed.zarr"), mode="r")
+    for v in mem.data_vars:
+        assert a[v].chunks == b[v].chunks, v
+        assert "crc32c" in [c.to_dict()["name"] for c in a[v].metadata.codecs], v
+        for d in ("dim", "individual"):
+            if d in mem[v].dims:
+                assert a[v].chunks[mem[v].dims.index(d)] == mem.sizes[d], (v, d)

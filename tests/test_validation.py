@@ -49,7 +49,7 @@ EM = sd.EulerMaruyama(dt=1e-3)
     (dict(n_steps=10, replicas=[1.5]), "sequence of integers"),
     (dict(n_replicas=3, n_steps=10, replicas=[1, 2]), "must equal len"),
     (dict(n_replicas=4, n_steps=10, progress="yes"), "'progress'"),
-    (dict(n_replicas=10**7, n_steps=10**6, record_every=1), "GiB in memory"),
+    (dict(n_replicas=10**7, n_steps=10**6, record_every=1), r"needs about .* of memory .* is available on this machine"),
 ])
 def test_bad_run_arguments(kwargs, match):
     with pytest.raises(sd.ValidationError, match=match):
@@ -69,3 +69,12 @@ def test_wrong_integrator_or_target():
 
 def test_validation_error_is_a_value_error():
     assert issubclass(sd.ValidationError, ValueError)
+
+
+@pytest.mark.parametrize("make", [lambda: sd.SGD(lr=-1), lambda: sd.landscapes.Harmonic(stiffness=-1.0),
+                                  lambda: sd.landscapes.Harmonic(stiffness=np.float64(-1.0))])
+def test_messages_end_with_one_full_stop(make):
+    """'Got -1.' — never NumPy's '-1.' followed by the sentence's full stop ('Got -1..')."""
+    with pytest.raises(sd.ValidationError) as info:
+        make()
+    assert not str(info.value).endswith("..") and "Got -1" in str(info.value)

@@ -20,12 +20,12 @@ from ..random.streams import stream_key
 from .progress import progress_bar
 from .recorder import MemoryRecorder
 
-__all__ = ["simulate", "DivergenceWarning", "TARGET_CHUNK_WORK", "MAX_RECORD_BYTES"]
+__all__ = ["simulate", "DivergenceWarning", "TARGET_CHUNK_WORK"]
 
 #: replica-steps per chunk (about 0.1-0.5 s of work): bounds the latency of Ctrl-C and progress
 TARGET_CHUNK_WORK = 2**25
-#: refuse in-memory runs whose records would exceed this many bytes
-MAX_RECORD_BYTES = 16 * 2**30
+#: largest count accepted for n_replicas, n_steps, record_every, chunk_steps (steps are int64)
+MAX_INT = 2**63 - 1
 
 
 class DivergenceWarning(RuntimeWarning):
@@ -37,12 +37,20 @@ def block_size(n_replicas: int) -> int:
     return int(max(1, min(32, n_replicas // (4 * numba.get_num_threads()))))
 
 
-def _replica_ids(n_replicas: Any, replicas: Any) -> np.ndarray:
+def _count(name: str, value: Any) -> int:
+    """An integer >= 1 that fits the int64 step and record counters."""
+    v = check_int(name, value, "simulate", ge=1)
+    if v > MAX_INT:
+        raise ValidationError(f"The '{name}' parameter of simulate must be < 2**63 (steps are counted in int64). Got {v}.")
+    return v
+
+
+def _replica_count(n_replicas: Any, replicas: Any) -> int:
+    """The number of replicas, validated without allocating anything of that size."""
     if replicas is None:
         if n_replicas is None:
             raise ValidationError("simulate needs 'n_replicas' (or an explicit list of 'replicas').")
-        n = check_int("n_replicas", n_replicas, "simulate", ge=1)
-        return np.arange(n, dtype=np.int64)
+        return _count("n_replicas", n_replicas)
     ids = np.asarray(replicas)
     if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
         raise ValidationError(f"The 'replicas' parameter of simulate must be a non-empty 1-D sequence of integers. Got {replicas!r}.")
@@ -52,7 +60,11 @@ def _replica_ids(n_replicas: Any, replicas: Any) -> np.ndarray:
         raise ValidationError(
             f"The 'n_replicas' parameter of simulate ({n_replicas}) must equal len(replicas) ({ids.size}) when both are given."
         )
-    return ids.astype(np.int64)
+    return int(ids.size)
+
+
+def _replica_ids(n_replicas: int, replicas: Any) -> np.ndarray:
+    return np.arange(n_replicas, dtype=np.int64) if replicas is None else np.asarray(replicas).astype(np.int64)
 
 
 def simulate(
@@ -104,12 +116,16 @@ def simulate(
     store : path, optional
         Stream the records into this zarr store as the run goes (memory is bounded by one chunk)
         and checkpoint the state after every chunk; the returned Dataset is read lazily from it.
+        Every chunk carries a CRC-32C checksum, the store is locked while written (a second
+        writer is refused) and its file system must have room for the records (checked first).
         Needs the ``io`` extra.
     resume : bool
         Continue the run in ``store`` from its last checkpoint (or start it if the store does not
-        exist). The result is bit-identical to an uninterrupted run. A store written by a different
-        run (other parameters, seed, x0, replicas or stochdyn version) is refused. With
-        ``rng=None`` the stored seed is used.
+        exist), after a kill at any moment. The result is bit-identical to an uninterrupted run.
+        Every checksum is verified first; damaged chunks of complete records are recomputed from
+        the start of their replicas (with a warning), damaged metadata or checkpoints refused. A
+        store written by a different run (other parameters, seed, x0, replicas or stochdyn
+        version) is refused. With ``rng=None`` the stored seed is used.
 
     Returns
     -------
@@ -117,6 +133,16 @@ def simulate(
         Dimensions ``replica``, ``time`` and ``dim``; coordinates ``time`` and ``step``; variables
         ``x``, ``energy`` (and ``v`` for BAOAB, more for other families), ``diverged`` and
         ``diverged_step``; attributes with every parameter, the seed and the versions.
+
+    Raises
+    ------
+    ValidationError
+        For a bad argument, and for a run whose state and records exceed the memory available
+        now (checked before anything of the run's size is allocated; the numbers are in the message).
+    stochdyn.io.output.OutputError
+        For a store that cannot be written where asked or would not fit on its file system
+        (checked before the run); ``StoreWriteError`` (a subclass) for a write that fails during
+        the run, which leaves the store resumable.
 
     Warns
     -----
@@ -138,10 +164,9 @@ def simulate(
             f"sd.EulerMaruyama(dt=..., temperature=...). Got {type(integrator).__name__}."
         )
     integrator.check_target(target)
-    ids = _replica_ids(n_replicas, replicas)
-    R = ids.size
-    n_steps = check_int("n_steps", n_steps, "simulate", ge=1)
-    record_every = check_int("record_every", record_every, "simulate", ge=1)
+    R = _replica_count(n_replicas, replicas)
+    n_steps = _count("n_steps", n_steps)
+    record_every = _count("record_every", record_every)
     if n_steps % record_every:
         raise ValidationError(
             f"The 'n_steps' parameter of simulate ({n_steps}) must be a multiple of record_every ({record_every}), "
@@ -149,7 +174,7 @@ def simulate(
         )
     integrator.check_run(target, n_steps)
     if chunk_steps is not None:
-        chunk_steps = check_int("chunk_steps", chunk_steps, "simulate", ge=1)
+        chunk_steps = _count("chunk_steps", chunk_steps)
         if chunk_steps % record_every:
             raise ValidationError(
                 f"The 'chunk_steps' parameter of simulate ({chunk_steps}) must be a multiple of record_every ({record_every})."
@@ -161,16 +186,14 @@ def simulate(
     store_path = None
     if store is not None:
         from ..io.files import _require
+        from ..io.output import check_output
 
         _require("zarr", "Streaming to a store")
         _require("dask", "Streaming to a store")
-        store_path = Path(store)
-        if store_path.suffix != ".zarr":
+        if Path(store).suffix != ".zarr":
             raise ValidationError(f"The 'store' parameter of simulate must be a path ending in .zarr. Got {str(store)!r}.")
-        if store_path.exists() and not resume:
-            raise FileExistsError(
-                f"Store {str(store_path)!r} exists: pass resume=True (CLI: --resume) to continue it, or remove it to start again."
-            )
+        store_path = check_output(store, store=True, resume=bool(resume),
+                                  exists_hint="pass resume=True (CLI: --resume) to continue it, or remove it to start again")
         if rng is None and resume and store_path.exists():
             from .store import stored_seed
             from ..random.streams import seed_sequence_from_attrs
@@ -179,18 +202,15 @@ def simulate(
             rng = seed_sequence_from_attrs(seed) if seed else None
     elif resume:
         raise ValidationError("The 'resume' parameter of simulate needs a 'store' to resume from.")
-    x0_arr = integrator.prepare_x0(x0, target, R)
-    key = stream_key(rng)
     variables = integrator.variables(target)
     n_records = n_steps // record_every + 1
-    if store_path is None:
-        need = MemoryRecorder.nbytes(variables, R, n_records)
-        if need > MAX_RECORD_BYTES:
-            raise ValidationError(
-                f"Recording {n_records} states of {R} replicas would need {need / 2**30:.1f} GiB in memory "
-                f"(limit {MAX_RECORD_BYTES / 2**30:.0f} GiB): record less often (record_every), run fewer replicas, "
-                "or stream to disk with store='run.zarr'."
-            )
+    x0_arr = integrator.prepare_x0(x0, target, R) if x0 is not None and np.ndim(x0) >= 2 else None
+    _check_memory(integrator, target, x0 if x0_arr is None else x0_arr, R, variables, n_records, record_every,
+                  chunk_steps, store_path is not None)
+    ids = _replica_ids(R, replicas)
+    if x0_arr is None:
+        x0_arr = integrator.prepare_x0(x0, target, R)
+    key = stream_key(rng)
 
     # -- set up ------------------------------------------------------------------------------------
     run = {"n_replicas": int(R), "n_steps": int(n_steps), "record_every": int(record_every),
@@ -209,16 +229,18 @@ def simulate(
         c = (chunk_steps if chunk_steps is not None else
              max(1, TARGET_CHUNK_WORK // (R * record_every)) * record_every) // record_every
     else:
-        from .store import ZarrRecorder, fingerprint
+        from functools import partial
 
-        fp = fingerprint(integrator, target, run, key.attrs(), x0_arr, ids)
-        if store_path.exists():
-            recorder, k = ZarrRecorder.resume(store_path, variables, R, fp, state)
-        else:
-            c = ZarrRecorder.chunk_records_for(variables, R, record_every, n_records, chunk_steps, TARGET_CHUNK_WORK)
-            template = build_dataset(variables, _lazy_template(variables, R, n_records), ids, steps, times,
-                                     integrator.time_long_name, integrator.time_units, state.arrays["diverged"], attrs)
-            recorder = ZarrRecorder.create(store_path, template, variables, R, c, fp)
+        from .store import ZarrRecorder, fingerprint, record_bytes, recompute_chunks, records_per_chunk
+
+        recorder, k = ZarrRecorder.open(
+            store_path, resume=resume, fp=fingerprint(integrator, target, run, key.attrs(), x0_arr, ids), state=state,
+            variables=variables, n_records=n_records,
+            chunk_records=records_per_chunk(record_bytes(variables, R), R, record_every, n_records, chunk_steps),
+            template=lambda: build_dataset(variables, _lazy_template(variables, R, n_records), ids, steps, times,
+                                           integrator.time_long_name, integrator.time_units, state.arrays["diverged"],
+                                           attrs),
+            recompute=partial(recompute_chunks, integrator, target, x0_arr, key, ids, record_every, variables, n_records))
         c = recorder.chunk_records
     c = max(1, min(int(c), n_records))
 
@@ -229,27 +251,19 @@ def simulate(
     bar.update(state.step)
     compiling.start()
     try:
-        while k < n_records:
-            n_rec = min(c, n_records - k)
-            out, off = recorder.buffers(k, n_rec)
-            first = 0
-            if k == 0:
-                integrator.record(target, state, out, off)
-                first = 1
-            n = (n_rec - first) * record_every
-            if n:
-                integrator.advance(target, state, n, record_every, out, off + first, block)
-                state.step += n
-            recorder.commit(k, n_rec, state, _time.perf_counter() - t0)
-            k += n_rec
-            bar.update(n)
+        try:
+            _run_chunks(integrator, target, state, recorder, k, n_records, c, record_every, block, bar)
+        finally:
+            compiling.stop()
+        elapsed = _time.perf_counter() - t0
+        diverged = state.arrays["diverged"]
+        n_div = int(np.count_nonzero(diverged >= 0))
+        compile_seconds = round(compiling.seconds, 3)  # 0 when every kernel came from the cache
+        if store_path is not None:
+            recorder.finish(state, n_records, elapsed, {"n_diverged": n_div, "compile_seconds": compile_seconds})
     finally:
         bar.close()
-        compiling.stop()
-    elapsed = _time.perf_counter() - t0
-
-    diverged = state.arrays["diverged"]
-    n_div = int(np.count_nonzero(diverged >= 0))
+        recorder.close()
     if n_div:
         first_step = int(diverged[diverged >= 0].min())
         warnings.warn(
@@ -260,13 +274,52 @@ def simulate(
             stacklevel=2,
         )
     attrs["n_diverged"] = n_div
-    attrs["compile_seconds"] = round(compiling.seconds, 3)  # 0 when every kernel came from the cache
+    attrs["compile_seconds"] = compile_seconds
     if store_path is not None:
-        recorder.finish(state, n_records, elapsed, {"n_diverged": n_div, "compile_seconds": attrs["compile_seconds"]})
         return recorder.result()
     attrs["elapsed_seconds"] = float(elapsed)
     return build_dataset(variables, recorder.data, ids, steps, times, integrator.time_long_name,
                          integrator.time_units, diverged, attrs)
+
+
+def _run_chunks(integrator: Integrator, target: Any, state: Any, recorder: Any, k: int, n_records: int, c: int,
+                record_every: int, block: int, bar: Any) -> None:
+    """Advance ``state`` from record ``k`` to ``n_records`` in chunks of ``c`` records, committing each."""
+    t0 = _time.perf_counter()
+    while k < n_records:
+        n_rec = min(c, n_records - k)
+        out, off = recorder.buffers(k, n_rec)
+        first = 0
+        if k == 0:
+            integrator.record(target, state, out, off)
+            first = 1
+        n = (n_rec - first) * record_every
+        if n:
+            integrator.advance(target, state, n, record_every, out, off + first, block)
+            state.step += n
+        recorder.commit(k, n_rec, state, _time.perf_counter() - t0)
+        k += n_rec
+        if bar is not None:
+            bar.update(n)
+
+
+def _check_memory(integrator: Integrator, target: Any, x0: Any, R: int, variables: list, n_records: int,
+                  record_every: int, chunk_steps: int | None, streamed: bool) -> None:
+    """Refuse, before any allocation, a run whose state and records exceed the memory available."""
+    from .resources import check_memory, state_nbytes
+
+    if streamed:
+        from .store import record_bytes, records_per_chunk
+
+        per = record_bytes(variables, R)
+        records = ("record buffer", per * records_per_chunk(per, R, record_every, n_records, chunk_steps))
+        advice = "run fewer replicas (the records already stream to disk)"
+    else:
+        records = ("records", MemoryRecorder.nbytes(variables, R, n_records))
+        advice = ("record less often (record_every), run fewer replicas, or stream the records to a zarr store "
+                  "(store='run.zarr'; on the command line -o run.zarr), which keeps one chunk in memory")
+    check_memory({"state": state_nbytes(integrator, target, x0, R), records[0]: records[1],
+                  "time coordinates": 16 * n_records}, advice)
 
 
 def _lazy_template(variables: list, n_replicas: int, n_records: int) -> dict[str, Any]:

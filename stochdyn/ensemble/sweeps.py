@@ -7,13 +7,13 @@ replica), so a point's numbers never depend on which other points ran, in what o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
 import json
 import os
 import shutil
-import tempfile
 import time as _time
 from pathlib import Path
 from typing import Any, Sequence
@@ -290,23 +290,39 @@ def sweep(
         "points": [{"name": _point_name(p), "values": p} for p in pts],
     }
     store_dir = None
+    lock = None
     if store is not None:
-        store_dir = Path(store)
-        _prepare_store(store_dir, manifest, resume)
+        from ..io.output import check_free_space, check_output
+        from .store import record_bytes, store_lock
 
-    # one tiny run of each kernel here: validates run arguments and fills the disk cache
-    _warm_up(pairs, x0, record_every)
-
-    mode, ncores = _mode(workers, scheduler, client, len(pts))
-    t0 = _time.perf_counter()
-    jobs = [(integ, targ, x0, run, point_key(key, p).seed_sequence,
-             None if store_dir is None else store_dir / f"{_point_name(p)}.zarr", resume)
-            for (integ, targ), p in zip(pairs, pts)]
-    if mode == "serial":
-        results = [_run_point(*job, threads=None) for job in jobs]
-    else:
-        results = _run_dask(jobs, mode, workers, scheduler, client, ncores)
-    elapsed = _time.perf_counter() - t0
+        store_dir = check_output(store, store=True, resume=bool(resume),
+                                 exists_hint="pass resume=True (CLI: --resume) to continue the sweep, or remove it")
+        lock = store_lock(store_dir).acquire()
+    try:
+        mode, ncores = _mode(workers, scheduler, client, len(pts))
+        with _dask_client(mode, workers, scheduler, client, len(pts), ncores) as cl:  # an unreachable scheduler fails here
+            if store_dir is not None:
+                _prepare_store(store_dir, manifest, resume)
+                done = sum(1 for p in pts if (store_dir / f"{_point_name(p)}.zarr").exists())
+                per_point = sum(record_bytes(integ.variables(targ), n_replicas) * (n_steps // record_every + 1)
+                                for integ, targ in pairs) // len(pairs)
+                check_free_space(store_dir, per_point * (len(pts) - done), f"The sweep store {str(store_dir)!r}")
+            # one tiny run of each kernel here: validates run arguments and fills the disk cache
+            _warm_up(pairs, x0, record_every)
+            t0 = _time.perf_counter()
+            jobs = [(integ, targ, x0, run, point_key(key, p).seed_sequence,
+                     None if store_dir is None else store_dir / f"{_point_name(p)}.zarr", resume)
+                    for (integ, targ), p in zip(pairs, pts)]
+            if cl is None:
+                results = [_run_point(*job, threads=None) for job in jobs]
+            else:
+                nworkers = max(1, len(cl.scheduler_info().get("workers", {})) or 1)
+                threads = max(1, ncores // nworkers)
+                results = cl.gather([cl.submit(_run_point, *job, threads=threads, pure=False) for job in jobs])
+            elapsed = _time.perf_counter() - t0
+    finally:
+        if lock is not None:
+            lock.release()
 
     if store_dir is not None:
         return open_sweep(store_dir)
@@ -361,26 +377,35 @@ def _mode(workers, scheduler, client, n_points) -> tuple[str, int]:
     return "local", ncores
 
 
-def _run_dask(jobs, mode, workers, scheduler, client, ncores):
+#: seconds to wait for a Dask scheduler before reporting it unreachable
+SCHEDULER_TIMEOUT = 10
+
+
+@contextlib.contextmanager
+def _dask_client(mode, workers, scheduler, client, n_jobs, ncores):
+    """The Dask client to run on (``None`` for serial runs); a cluster or connection made here is closed after."""
+    if mode == "serial":
+        yield None
+        return
     try:
         import distributed
     except ImportError:
         raise ImportError("Running a sweep on Dask needs: pip install 'stochdyn[parallel]'") from None
     own = None
+    if mode == "client":
+        cl = client
+    elif mode == "scheduler":
+        try:
+            own = cl = distributed.Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionError(f"cannot reach the Dask scheduler at {scheduler!r} (tried for {SCHEDULER_TIMEOUT} s: "
+                                  f"{' '.join(str(exc).split())}); nothing was run") from None
+    else:
+        n = workers if isinstance(workers, int) and workers > 0 else min(n_jobs, ncores)
+        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        own = cl = distributed.Client(cluster)
     try:
-        if mode == "client":
-            cl = client
-        elif mode == "scheduler":
-            own = cl = distributed.Client(scheduler)
-        else:
-            n = workers if isinstance(workers, int) and workers > 0 else min(len(jobs), ncores)
-            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                               dashboard_address=None)
-            own = cl = distributed.Client(cluster)
-        nworkers = max(1, len(cl.scheduler_info().get("workers", {})) or 1)
-        threads = max(1, ncores // nworkers)
-        futures = [cl.submit(_run_point, *job, threads=threads, pure=False) for job in jobs]
-        return cl.gather(futures)
+        yield cl
     finally:
         if own is not None:
             cluster = getattr(own, "cluster", None)
@@ -390,23 +415,34 @@ def _run_dask(jobs, mode, workers, scheduler, client, ncores):
 
 
 # -- sweeps in a store ---------------------------------------------------------------------------
+def _read_manifest(store_dir: Path) -> dict[str, Any]:
+    from .store import Damage, DamagedStoreError
+
+    try:
+        return json.loads((store_dir / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise DamagedStoreError(store_dir, [Damage(MANIFEST, f"unreadable ({exc})")],
+                                "Remove the sweep store to run the sweep again.") from None
+
+
 def _prepare_store(store_dir: Path, manifest: dict[str, Any], resume: bool) -> None:
+    from ..io.output import make_temp_dir
+
     m = store_dir / MANIFEST
-    if store_dir.exists():
+    if store_dir.exists() and (m.is_file() or any(store_dir.iterdir())):
         if not resume:
             raise FileExistsError(f"Sweep store {str(store_dir)!r} exists: pass resume=True (CLI: --resume) or remove it.")
         if not m.is_file():
             raise ValidationError(f"{str(store_dir)!r} exists but is not a stochdyn sweep store (no {MANIFEST}).")
-        stored = json.loads(m.read_text())
+        stored = _read_manifest(store_dir)
         if stored != json.loads(json.dumps(manifest)):
             diff = [k for k in manifest if stored.get(k) != json.loads(json.dumps(manifest[k]))]
             raise ValidationError(f"Sweep store {str(store_dir)!r} holds a different sweep ({', '.join(diff)} differ).")
         return
-    store_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{store_dir.name}.", suffix=".tmp", dir=store_dir.parent))
+    tmp = make_temp_dir(store_dir)  # permissions from the umask
     try:
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        os.replace(tmp, store_dir)
+        os.rename(tmp, store_dir)  # atomic (onto an empty folder too)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -421,7 +457,7 @@ def open_sweep(store: str | os.PathLike) -> xr.Dataset:
     m = store_dir / MANIFEST
     if not m.is_file():
         raise FileNotFoundError(f"No sweep store at {str(store_dir)!r} (missing {MANIFEST}).")
-    manifest = json.loads(m.read_text())
+    manifest = _read_manifest(store_dir)
     pts = [p["values"] for p in manifest["points"]]
     datasets = []
     for p in manifest["points"]:

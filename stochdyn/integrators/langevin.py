@@ -79,7 +79,9 @@ class _Langevin(Integrator):
         _check_landscape(self, target)
 
     def time_of_step(self, steps: np.ndarray) -> np.ndarray:
-        return np.asarray(steps, dtype=np.float64) * self.dt  # type: ignore[attr-defined]
+        from ..io.schema import step_times
+
+        return step_times(steps, self.dt)  # type: ignore[attr-defined]  # exact to the decimal dt as typed
 
     def _base_state(self, target: Landscape, x0: np.ndarray, rng: np.ndarray) -> State:
         R, d = x0.shape

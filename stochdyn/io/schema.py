@@ -2,11 +2,14 @@
 
 Dimensions: ``replica``, ``time``, ``dim`` (and ``individual`` for populations). Coordinates:
 ``replica`` (global replica id), ``time`` (float; step*dt for Langevin, the step for SGD, the
-generation for populations), ``step`` (int, along ``time``), ``dim``. Variables carry ``long_name``
-and ``units``. Global attributes hold the integrator and target as JSON (``integrator``,
+generation for populations), ``step`` (int, along ``time``; indexed too, so ``ds.sel(step=700)``
+works beside ``ds.sel(time=0.7)``), ``dim``. Variables carry ``long_name`` and ``units`` (UDUNITS
+strings, ``"1"`` for counts such as generations, as CF requires). Global attributes hold the integrator and target as JSON (``integrator``,
 ``target``), each scalar parameter flattened (``integrator_dt``, ``target_barrier``, ...), the run
 arguments, the seed (``seed``, ``seed_spawn_key``) and the versions of stochdyn, NumPy, Numba and
-Python. netCDF cannot store bool or dict attributes, so nested values are JSON strings.
+Python, and the CF provenance attributes ``history`` (the call or command line) and ``source``
+(``references`` and ``comment`` come from a model card's ``reference`` and ``description``).
+netCDF cannot store bool or dict attributes, so nested values are JSON strings.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
+from decimal import Decimal
 from typing import Any, Iterable
 
 import numpy as np
@@ -21,10 +25,38 @@ import xarray as xr
 
 from .._version import __version__
 
-__all__ = ["build_dataset", "run_attrs", "run_info", "DIM_NAMES"]
+__all__ = ["build_dataset", "run_attrs", "run_info", "step_times", "cf_units", "DIM_NAMES"]
 
 DIM_NAMES = ("replica", "time", "dim", "individual")
 _INDEX_NAMES = {"dim": "coordinate index", "individual": "individual index"}
+#: unit words that are counts, not UDUNITS units: stored as "1" (the word stays in the long name)
+_COUNT_UNITS = {"generation", "generations", "step", "steps", "count", "evaluations"}
+
+
+def cf_units(units: str) -> str:
+    """A CF/UDUNITS-valid units string: counts such as ``"generation"`` become ``"1"``."""
+    return "1" if units.strip().lower() in _COUNT_UNITS else units
+
+
+def step_times(steps: np.ndarray, dt: float) -> np.ndarray:
+    r"""Times ``step * dt`` exact to the decimal a user types: the double nearest to the exact product
+    of the step and the decimal ``dt`` as written (its shortest repr).
+
+    ``np.arange(n) * 0.01`` gives ``0.7000000000000001`` at step 70, so ``ds.sel(time=0.7)`` fails.
+    Here ``dt = m / 10^e`` exactly as decimals (``0.01 = 1 / 10^2``), ``step * m`` is an exact
+    integer and one IEEE division by the exact ``10^e`` rounds ``step * m / 10^e`` correctly, i.e. to
+    ``float("0.70")``. Outside that exact range (``step * m >= 2^53`` or ``e > 22``) each time is
+    rounded from Python's ``Decimal`` arithmetic instead, with the same result.
+    """
+    steps = np.asarray(steps, dtype=np.int64)
+    d = Decimal(repr(float(dt)))
+    _, digits, exp = d.as_tuple()
+    m = int("".join(map(str, digits)) or "0") * (10 ** exp if isinstance(exp, int) and exp > 0 else 1)
+    e = -exp if isinstance(exp, int) and exp < 0 else 0
+    top = int(steps.max(initial=0))
+    if e <= 22 and top * m < 2**53:
+        return (steps * m).astype(np.float64) / float(10 ** e)
+    return np.array([float(Decimal(int(k)) * d) for k in steps], dtype=np.float64)
 
 
 def _flatten(prefix: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -45,6 +77,7 @@ def run_attrs(integrator: Any, target: Any, run: dict[str, Any], seed_attrs: dic
 
     integ = integrator.to_dict()
     targ = target.to_dict()
+    created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     attrs: dict[str, Any] = {
         "title": f"stochdyn: {integ['type']} on {targ['type']}",
         "stochdyn_version": __version__,
@@ -56,11 +89,14 @@ def run_attrs(integrator: Any, target: Any, run: dict[str, Any], seed_attrs: dic
         **_flatten("target", targ),
         **{k: v for k, v in run.items() if isinstance(v, (int, float, str))},
         "family": getattr(integrator, "family", ""),
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": created,
         "numpy_version": np.__version__,
         "numba_version": numba.__version__,
         "python_version": platform.python_version(),
         "Conventions": "CF-1.8",
+        "source": f"stochdyn {__version__} ensemble simulation: {integ['type']} on {targ['type']}",
+        "history": (f"{created}: stochdyn.simulate({integ['type']}, {targ['type']}, n_replicas={run.get('n_replicas')}, "
+                    f"n_steps={run.get('n_steps')}, record_every={run.get('record_every')}, seed={seed_attrs.get('seed')})"),
     }
     return attrs
 
@@ -98,7 +134,8 @@ def build_dataset(
     sizes: dict[str, int] = {}
     for var in variables:
         dims = ("replica", "time") + tuple(var.dims)
-        data_vars[var.name] = xr.Variable(dims, data[var.name], attrs={"long_name": var.long_name, "units": var.units})
+        data_vars[var.name] = xr.Variable(dims, data[var.name],
+                                          attrs={"long_name": var.long_name, "units": cf_units(var.units)})
         sizes.update(zip(var.dims, var.shape))
     data_vars["diverged"] = xr.Variable(
         ("replica",), diverged_step >= 0, attrs={"long_name": "replica became non-finite and was frozen", "units": "1"}
@@ -111,7 +148,7 @@ def build_dataset(
         "replica": xr.Variable(("replica",), np.asarray(replica_ids, dtype=np.int64),
                                attrs={"long_name": "replica id", "units": "1"}),
         "time": xr.Variable(("time",), np.asarray(times, dtype=np.float64),
-                            attrs={"long_name": time_long_name, "units": time_units}),
+                            attrs={"long_name": time_long_name, "units": cf_units(time_units)}),
         "step": xr.Variable(("time",), np.asarray(steps, dtype=np.int64), attrs={"long_name": "step", "units": "1"}),
     }
     for name, size in sizes.items():
@@ -121,4 +158,4 @@ def build_dataset(
     if extra:
         for k, v in extra.items():
             ds[k] = v
-    return ds
+    return ds.set_xindex("step")
