@@ -16,6 +16,7 @@ __all__ = ["main", "build_parser"]
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ._validation import ValidationError
+    from ._resources import find_spec_file
     from .io.files import _format_of, save
     from .spec import load_spec, run_spec, summarize
 
@@ -23,7 +24,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     fmt = _format_of(out, None)  # reject an unknown extension before running
     if args.resume and fmt != "zarr":
         raise ValidationError("--resume continues a run streamed to a zarr store: use -o OUT.zarr")
-    spec = load_spec(args.spec)
+    spec = load_spec(find_spec_file(args.spec))  # a path, or the name of a shipped model card
     if spec.sweep is not None:
         raise ValidationError(f"{spec.source} has a [sweep] table: run it with  stochdyn sweep {spec.source} --out STORE")
     progress = False if args.no_progress else None
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"stochdyn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run one study spec (TOML) and write its Dataset")
-    p.add_argument("spec", help="spec file, e.g. models/double_well.toml")
+    p.add_argument("spec", help="spec file (e.g. models/double_well.toml) or the name of a shipped model card (e.g. double_well)")
     p.add_argument("-o", "--output", required=True, help="output file: .nc (netCDF) or .zarr")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     p.add_argument("--resume", action="store_true",
@@ -136,11 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     p.add_argument("--resume", action="store_true", help="skip finished points and resume interrupted ones")
     p.set_defaults(handler=_cmd_sweep)
-    p = sub.add_parser("reproduce", help="run the studies in analyses/: figures, report.md and results.json")
+    p = sub.add_parser("reproduce", help="run the shipped studies (analyses/): figures, report.md and results.json")
     p.add_argument("names", nargs="*", help="studies to run (default: all)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--quick", action="store_true", help="small versions of every study (a few minutes in all)")
-    p.add_argument("--studies", default="analyses", help="folder holding the studies (default: ./analyses)")
+    p.add_argument("--studies", default=None, help="folder holding the studies (default: the studies shipped with stochdyn)")
     p.set_defaults(handler=_cmd_reproduce)
     p = sub.add_parser("info", help="print versions, thread count and kernel cache location")
     p.set_defaults(handler=_cmd_info)
@@ -148,12 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ._logging import log_to_stream
     from ._validation import ValidationError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        with log_to_stream(sys.stdout):  # progress messages of the stochdyn logger
+            return int(args.handler(args) or 0)
     except (ValidationError, FileNotFoundError, FileExistsError) as exc:
         print(f"stochdyn {args.command}: error: {exc}", file=sys.stderr)
         return 2
