@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from .._validation import ValidationError, check_int
+from .._warnings import user_stacklevel
 from ..integrators.base import Integrator
 from ..io.schema import build_dataset, run_attrs
 from ..random.streams import stream_key
@@ -250,7 +251,7 @@ def simulate(
             f"(see the 'diverged' and 'diverged_step' variables); the other replicas are unaffected. "
             f"Likely cause: {integrator.divergence_hint(target)}.",
             DivergenceWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     attrs["n_diverged"] = n_div
     if store_path is not None:

@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from .._validation import ValidationError
+from .._warnings import call_collecting_warnings, reemit
 from ..integrators.base import Integrator
 from ..random.streams import StreamKey, stream_key
 from .driver import simulate
@@ -379,8 +380,13 @@ def _run_dask(jobs, mode, workers, scheduler, client, ncores):
             own = cl = distributed.Client(cluster)
         nworkers = max(1, len(cl.scheduler_info().get("workers", {})) or 1)
         threads = max(1, ncores // nworkers)
-        futures = [cl.submit(_run_point, *job, threads=threads, pure=False) for job in jobs]
-        return cl.gather(futures)
+        # warnings raised on the workers come back with the results and are raised again here
+        futures = [cl.submit(call_collecting_warnings, _run_point, *job, threads=threads, pure=False) for job in jobs]
+        results = []
+        for result, caught in cl.gather(futures):
+            reemit(caught)
+            results.append(result)
+        return results
     finally:
         if own is not None:
             cluster = getattr(own, "cluster", None)
