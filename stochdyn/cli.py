@@ -26,7 +26,7 @@ EXAMPLES = {
   stochdyn run models/double_well.toml -o dw.zarr             stream to a zarr store with checkpoints
   stochdyn run models/double_well.toml -o dw.zarr --resume    continue it after an interruption
   stochdyn sweep study.toml --out study-store/ --workers 2    one ensemble per grid point
-  stochdyn reproduce --quick --out results/                   every study in ./analyses, small
+  stochdyn reproduce --quick --out results/                   every shipped study, small
   stochdyn verify dw.zarr                                     check every checksum of an output
   stochdyn info                                               versions, threads, kernel cache""",
     "run": """examples:
@@ -46,7 +46,7 @@ kept: its target is written. Exit status: 0 done, 2 a problem reported on one li
   stochdyn reproduce double_well_kramers --out results/ --studies path/to/analyses
 
 Each study is the file STUDIES/NAME/study.py, imported and run as Python code: run only studies
-you trust. STUDIES defaults to ./analyses, relative to the current folder.""",
+you trust. STUDIES defaults to the studies shipped with stochdyn.""",
     "verify": """examples:
   stochdyn verify dw.zarr          (every chunk's CRC-32C, metadata SHA-256, the checkpoint)
   stochdyn verify dw.zarr --quick  (presence and size of every chunk only)
@@ -78,6 +78,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ._validation import ValidationError
     from .io.files import NETCDF_SUFFIXES, _write_netcdf, _encodable
     from .io.output import check_free_space, check_output, fmt_bytes, temp_path
+    from ._resources import find_spec_file
     from .spec import load_spec, run_spec, summarize
 
     out = Path(args.output)
@@ -93,7 +94,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     hint = ("give --resume to continue the run in it, or --overwrite to start again" if is_store
             else "give --overwrite to replace it")
     target = check_output(out, store=is_store, overwrite=args.overwrite, resume=args.resume, exists_hint=hint)
-    spec = load_spec(args.spec)
+    spec = load_spec(find_spec_file(args.spec))  # a path, or the name of a shipped model card
     if spec.sweep is not None:
         raise ValidationError(f"{spec.source} has a [sweep] table: run it with  stochdyn sweep {spec.source} --out STORE")
     if not is_store:
@@ -197,9 +198,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .studies import reproduce
 
-    folder = Path(args.studies).resolve()
+    from ._resources import studies_folder
+
+    folder = (Path(args.studies) if args.studies is not None else studies_folder()).resolve()
     _say(f"running the study.py files in {folder} (Python code: run only studies you trust)")
-    results = reproduce(args.names or None, out=args.out, quick=args.quick, studies_dir=args.studies, log=_say)
+    results = reproduce(args.names or None, out=args.out, quick=args.quick, studies_dir=folder)
     return 1 if results["errors"] else 0
 
 
@@ -269,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run one study spec (TOML) and write its Dataset", epilog=EXAMPLES["run"],
                        formatter_class=fmt, description="Run one study spec (TOML) and write its Dataset.")
-    p.add_argument("spec", help="spec file, e.g. models/double_well.toml")
+    p.add_argument("spec", help="spec file (e.g. models/double_well.toml) or the name of a shipped model card (e.g. double_well)")
     p.add_argument("-o", "--output", required=True, help="output file: .nc (netCDF) or .zarr (store, with checkpoints)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output (default: refuse)")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
@@ -285,15 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     p.add_argument("--resume", action="store_true", help="skip finished points and resume interrupted ones")
     p.set_defaults(handler=_cmd_sweep)
-    p = sub.add_parser("reproduce", help="run the studies in ./analyses: figures, report.md and results.json",
+    p = sub.add_parser("reproduce", help="run the shipped studies (or --studies DIR): figures, report.md and results.json",
                        epilog=EXAMPLES["reproduce"], formatter_class=fmt,
                        description="Run the studies (STUDIES/*/study.py, imported as Python code) and write figures, "
                                    "report.md and results.json.")
     p.add_argument("names", nargs="*", help="studies to run (default: all)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--quick", action="store_true", help="small versions of every study (a few minutes in all)")
-    p.add_argument("--studies", default="analyses",
-                   help="folder holding the studies (default: ./analyses, relative to the current folder)")
+    p.add_argument("--studies", default=None,
+                   help="folder holding the studies (default: the studies shipped with stochdyn)")
     p.set_defaults(handler=_cmd_reproduce)
     p = sub.add_parser("verify", help="check the checksums of a .nc file, a .zarr store or a sweep store",
                        epilog=EXAMPLES["verify"], formatter_class=fmt,
@@ -308,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ._logging import log_to_stream
     from ._validation import ValidationError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -315,7 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     try:
-        return int(args.handler(args) or 0)
+        with log_to_stream(sys.stdout):  # progress messages of the stochdyn logger
+            return int(args.handler(args) or 0)
     except (ValidationError, OSError, ImportError) as exc:  # OSError: outputs, disk, I/O, connections
         print(f"stochdyn {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

@@ -28,6 +28,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._logging import logger
+from ._resources import studies_folder
 from ._validation import ValidationError
 from ._version import __version__
 
@@ -134,9 +136,10 @@ def _load_study(folder: Path) -> Study:
                  title=str(meta.get("title", folder.name.replace("_", " "))))
 
 
-def find_studies(root: str | Path = DEFAULT_STUDIES_DIR) -> dict[str, Study]:
-    """All study folders under ``root`` (folders holding spec.toml and study.py), by name."""
-    root = Path(root)
+def find_studies(root: str | Path | None = None) -> dict[str, Study]:
+    """All study folders under ``root`` (folders holding spec.toml and study.py), by name; ``root=None``
+    means the studies shipped with stochdyn (the repository's ``analyses/``)."""
+    root = studies_folder() if root is None else Path(root)
     if not root.is_dir():
         raise ValidationError(
             f"No studies folder {str(root)!r}: run from the stochdyn repository root, or pass --studies DIR."
@@ -155,8 +158,11 @@ def _run_function(study: Study) -> Callable[[StudyContext], None]:
 
 
 def reproduce(names: list[str] | None = None, out: str | Path = "reproduce-out", quick: bool = False,
-              studies_dir: str | Path = DEFAULT_STUDIES_DIR, log: Callable[[str], None] = print) -> dict[str, Any]:
+              studies_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run studies and write ``out/results.json``, ``out/report.md`` and the figures.
+
+    ``studies_dir=None`` runs the studies shipped with stochdyn. Progress messages go to ``log``, by
+    default the ``stochdyn`` logger at INFO level (``logging.basicConfig(level=logging.INFO)`` shows them).
 
     Returns the results dictionary (also written as JSON). A study that raises is reported in
     ``errors`` with its traceback; the others still run.
@@ -164,6 +170,7 @@ def reproduce(names: list[str] | None = None, out: str | Path = "reproduce-out",
     import matplotlib
 
     matplotlib.use("Agg")
+    log = logger.info if log is None else log
     all_studies = find_studies(studies_dir)
     chosen = names or list(all_studies)
     missing = [n for n in chosen if n not in all_studies]

@@ -14,6 +14,7 @@ import xarray as xr
 
 from .._compile import CompileWatch
 from .._validation import ValidationError, check_int
+from .._warnings import user_stacklevel
 from ..integrators.base import Integrator
 from ..io.schema import build_dataset, run_attrs
 from ..random.streams import stream_key
@@ -271,7 +272,7 @@ def simulate(
             f"(see the 'diverged' and 'diverged_step' variables); the other replicas are unaffected. "
             f"Likely cause: {integrator.divergence_hint(target)}.",
             DivergenceWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     attrs["n_diverged"] = n_div
     attrs["compile_seconds"] = compile_seconds

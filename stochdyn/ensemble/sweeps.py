@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from .._validation import ValidationError
+from .._warnings import call_collecting_warnings, reemit
 from ..integrators.base import Integrator
 from ..random.streams import StreamKey, stream_key
 from .driver import simulate
@@ -318,7 +319,13 @@ def sweep(
             else:
                 nworkers = max(1, len(cl.scheduler_info().get("workers", {})) or 1)
                 threads = max(1, ncores // nworkers)
-                results = cl.gather([cl.submit(_run_point, *job, threads=threads, pure=False) for job in jobs])
+                # warnings raised on the workers come back with the results and are raised again here
+                futures = [cl.submit(call_collecting_warnings, _run_point, *job, threads=threads, pure=False)
+                           for job in jobs]
+                results = []
+                for result, caught in cl.gather(futures):
+                    reemit(caught)
+                    results.append(result)
             elapsed = _time.perf_counter() - t0
     finally:
         if lock is not None:

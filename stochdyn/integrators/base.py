@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._repr import HTMLRepr
 from .._validation import ValidationError, check_array
 
 __all__ = ["Integrator", "Variable", "State", "INTEGRATORS", "register_integrator", "integrator_from_dict"]
@@ -71,8 +72,9 @@ class State:
         return self.arrays[name] if name in self.arrays else self.scratch[name]
 
 
-class Integrator:
-    """Base class of all stochdyn integrators (see the module docstring)."""
+class Integrator(HTMLRepr):
+    """Base class of all stochdyn integrators (see the module docstring); in a notebook, a table of
+    its hyper-parameters (``_repr_html_``)."""
 
     #: "langevin", "sgd", "evolution" or "popgen"
     family: ClassVar[str] = ""

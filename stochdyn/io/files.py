@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from .._validation import ValidationError
+from .._warnings import user_stacklevel
 
 __all__ = ["save", "open_dataset", "export_netcdf", "verify"]
 
@@ -216,7 +217,7 @@ def open_dataset(path: str | os.PathLike, *, format: str | None = None, load: bo
             warnings.warn(
                 f"Store {str(path)!r} holds an unfinished run: showing its {ck['records_complete']} complete records "
                 f"(up to step {ck['step']}); resume it with simulate(..., store=..., resume=True).",
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
             ds = ds.isel(time=slice(0, ck["records_complete"]))
     if load:

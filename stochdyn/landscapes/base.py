@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._numba_utils import eval_block
+from .._repr import HTMLRepr
 from .._validation import ValidationError, check_int
 
 __all__ = ["Landscape", "LANDSCAPES", "register", "landscape_from_dict"]
@@ -35,7 +36,7 @@ def register(cls: type["Landscape"]) -> type["Landscape"]:
     return cls
 
 
-class Landscape:
+class Landscape(HTMLRepr):  # HTMLRepr: a table of the parameters in notebooks
     """A potential energy U: R^dim -> R with gradient, usable by every stochdyn integrator.
 
     Subclasses set the class attribute ``_block`` (the compiled block function), optionally

@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 
 from .._validation import ValidationError, check_int, check_real
+from .._warnings import user_stacklevel
 from ..analysis._base import landscape_of, select
 from ._util import axis_label, get_ax, label_of
 from .style import PALETTE
@@ -184,7 +185,7 @@ def animate_ensemble(ds: xr.Dataset, path: str | Path, *, landscape: Any = None,
             writer: Any = animation.FFMpegWriter(fps=fps)
         else:
             warnings.warn(f"ffmpeg is not available: writing {path.with_suffix('.gif').name} (GIF) instead of "
-                          f"{path.name}.", RuntimeWarning, stacklevel=2)
+                          f"{path.name}.", RuntimeWarning, stacklevel=user_stacklevel())
             path = path.with_suffix(".gif")
             writer = animation.PillowWriter(fps=fps)
     else:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._repr import HTMLRepr
 from .._validation import ValidationError, check_array, check_int
 from ._compiled import full_batch, per_sample
 
@@ -72,7 +73,7 @@ class Data:
     source: dict[str, Any] | None = field(default=None)
 
 
-class Problem:
+class Problem(HTMLRepr):  # HTMLRepr: a table of the parameters in notebooks
     r"""A finite-sum objective :math:`U(\theta)=\sum_i w_i \ell_i(\theta)` on :math:`\theta\in\mathbb R^{d}`.
 
     Subclasses set the class attributes ``_sample`` and ``_batch`` (the compiled per-sample and batch
