@@ -1,4 +1,8 @@
-"""Animation: the same Müller–Brown ensemble moving, written as a GIF (MP4 when ffmpeg is installed).
+"""
+Animation
+=========
+
+The same Müller–Brown ensemble moving, written as a GIF (MP4 when ffmpeg is installed).
 
 ``animate_ensemble`` returns the path it wrote; asking for .mp4 without ffmpeg writes a GIF instead
 and warns, so scripts never fail for want of a video encoder.

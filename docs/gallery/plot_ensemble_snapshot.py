@@ -1,4 +1,8 @@
-"""Ensemble snapshot: 1000 Langevin replicas on the Müller–Brown landscape after t = 20.
+"""
+Ensemble snapshot
+=================
+
+1000 Langevin replicas on the Müller–Brown landscape after t = 20.
 
 All replicas started in the deepest (upper-left) minimum; at temperature 1.5 (in units of the scaled
 potential) many have crossed into the two lower basins.

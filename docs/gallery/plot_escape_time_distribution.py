@@ -1,4 +1,8 @@
-"""Escape-time distribution: survival of the left well against the exact rate.
+"""
+Escape-time distribution
+========================
+
+Survival of the left well against the exact rate.
 
 2000 overdamped replicas start at the left minimum of the double well (T = 0.25, barrier 4 T); the
 Kaplan–Meier survival of "not yet at x >= 1", the censored exponential fit with its 95 % band, and

@@ -1,4 +1,8 @@
-"""Stationary histograms against the Gibbs density: three Langevin schemes at one temperature.
+"""
+Stationary histograms against the Gibbs density
+===============================================
+
+Three Langevin schemes at one temperature.
 
 Euler–Maruyama, Leimkuhler–Matthews and BAOAB on the double well at T = 0.5 with the same fairly
 large step, each histogram with ± one standard error, against the Gibbs marginal normalised by

@@ -1,4 +1,8 @@
-"""Trajectory fan: an overdamped Langevin ensemble leaving the left well of a double well.
+"""
+Trajectory fan
+==============
+
+An overdamped Langevin ensemble leaving the left well of a double well.
 
 Median, 25–75 % and 5–95 % bands over 2000 Euler–Maruyama replicas, with three single replicas:
 the bands widen as replicas hop the barrier one by one while most of them still sit in the left well.
