@@ -45,7 +45,7 @@ def run(integ_cls, N, beta, seed):
     x0 = boltzmann_sample(beta, R, seed)[:, None]
     ds = sd.simulate(integ_cls(population_size=N, mutation_rate=mu, mutation_scale=0.15, selection=S), LAND, x0,
                      n_replicas=R, n_steps=T, record_every=EVERY, rng=seed)
-    return ds["mean"].sel(dim=0).values[:, BURN // EVERY:].ravel()
+    return ds["population_mean"].sel(dim=0).values[:, BURN // EVERY:].ravel()
 
 
 def main():
