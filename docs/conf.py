@@ -13,7 +13,6 @@ docs/_intersphinx/ (set ``STOCHDYN_DOCS_INTERSPHINX=online`` to fetch the live o
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -54,9 +53,11 @@ html_css_files = ["stochdyn.css"]
 # -- pages in Markdown (MyST) and notebooks (myst-nb) -------------------------------------------------
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
-# the labs are executed once per change and cached (tests/docs/test_site.py builds the site; a cell
-# that raises fails the build); nothing else is executed by myst-nb
+# the labs are executed once per change and cached (a cell that raises fails the build); nothing else is
+# executed by myst-nb. STOCHDYN_DOCS_EXECUTE=force (tests/docs/test_docs_site.py) runs every lab and every
+# gallery script again, whatever the caches hold.
 nb_execution_mode = os.environ.get("STOCHDYN_DOCS_EXECUTE", "cache")
+os.environ.pop("MPLBACKEND", None)  # the lab kernels draw inline (their figures are the pages' images)
 nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
 nb_execution_excludepatterns = ["auto_gallery/*"]
 nb_execution_timeout = 300
@@ -105,6 +106,7 @@ sphinx_gallery_conf = {
     "matplotlib_animations": False,
     "image_srcset": [],
     "thumbnail_size": (400, 280),
+    "run_stale_examples": nb_execution_mode == "force",
 }
 
 # -- cross-links to NumPy, SciPy, xarray, Matplotlib ----------------------------------------------------
@@ -147,4 +149,3 @@ def setup(app):
     return {"parallel_read_safe": True}
 
 
-del re  # noqa: keep the namespace Sphinx pickles small
