@@ -135,9 +135,11 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
     "collapse_navigation": True,
-    "header_links_before_dropdown": 7,
+    "header_links_before_dropdown": 6,
 }
-html_sidebars = {"index": [], "labs/index": [], "studies/index": []}
+# no left sidebar on pages without sub-pages (it would be an empty "Section Navigation")
+html_sidebars = {page: [] for page in ("index", "getting-started", "sgd-as-langevin", "evolution", "analysis", "scale",
+                                       "teaching", "design", "studies/index")}
 html_show_sourcelink = False
 html_last_updated_fmt = None
 
