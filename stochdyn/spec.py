@@ -44,7 +44,7 @@ from ._validation import ValidationError
 from .integrators.base import INTEGRATORS, Integrator, integrator_from_dict
 from .landscapes.base import landscape_from_dict
 
-__all__ = ["Spec", "SpecError", "load_spec", "parse_spec", "run_spec", "TARGET_BUILDERS", "observable", "summarize"]
+__all__ = ["Spec", "SpecError", "load_spec", "parse_spec", "run_spec", "TARGET_BUILDERS", "observable", "summarize", "format_estimate"]
 
 #: target table name -> builder from the table's dict (other families register theirs here)
 TARGET_BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {"landscape": landscape_from_dict}
@@ -253,7 +253,7 @@ def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise _fail(source, f"[expected] {key}", f"must be a finite number; got {v!r}")
         try:
-            _parse_observable(key, integrator.dim(target))
+            _check_observable(key, integrator, target, run)
         except ValueError as exc:
             raise _fail(source, f"[expected] {key}", str(exc)) from None
     grid = _parse_sweep(data["sweep"], source, integrator, target) if "sweep" in data else None
@@ -364,37 +364,94 @@ def run_spec(spec: Spec, progress: bool | None = None, store: str | Path | None 
 
 
 # -- observables of the final record, for [expected] and the run summary ------------------------
-_OBS = re.compile(r"^(mean|var|p_positive)_x(\d+)$|^(mean_energy)$")
+_STATE = re.compile(r"^(mean|var|p_positive)_x(\d+)$")
+_VAR = re.compile(r"^(mean|var)_([a-z][a-z0-9_]*?)(?:_x(\d+))?$")
+_STEP = re.compile(r"^(.*)_step(\d+)$")
+#: the state of a population or evolution-strategy replica: its population (or search) mean
+_POP_MEAN = ("population_mean", "mean")
 
 
-def _parse_observable(name: str, dim: int) -> tuple[str, int | None]:
-    m = _OBS.match(name)
+def _parse_observable(name: str, dim: int, variables: dict[str, tuple[str, ...]] | None = None,
+                      ) -> tuple[str, int | None, str | None, int | None]:
+    """``(kind, coordinate, variable, step)`` of an observable name; ValueError if unknown.
+
+    ``variables`` maps the run's per-replica variables to their extra dimensions (from the
+    integrator); without it any variable name is accepted.
+    """
+    step = None
+    m = _STEP.match(name)
+    if m:
+        name, step = m.group(1), int(m.group(2))
+    m = _STATE.match(name)
+    if m:
+        i = int(m.group(2))
+        if i >= dim:
+            raise ValueError(f"coordinate {i} does not exist in dimension {dim}")
+        return m.group(1), i, None, step
+    m = _VAR.match(name)
     if not m:
-        raise ValueError("unknown observable; use mean_x<i>, var_x<i>, p_positive_x<i> or mean_energy")
-    if m.group(3):
-        return "mean_energy", None
-    i = int(m.group(2))
-    if i >= dim:
-        raise ValueError(f"coordinate {i} does not exist in dimension {dim}")
-    return m.group(1), i
+        raise ValueError("unknown observable; use mean_x<i>, var_x<i>, p_positive_x<i> (the state, or a "
+                         "population's mean), mean_<variable>, var_<variable> or mean_<variable>_x<i>, "
+                         "var_<variable>_x<i> (a recorded variable), "
+                         "each optionally with _step<k> (at step k instead of the last)")
+    kind, var, i = m.group(1), m.group(2), None if m.group(3) is None else int(m.group(3))
+    if variables is not None:
+        if var not in variables:
+            raise ValueError(f"the run records no variable {var!r}; it records {', '.join(sorted(variables))}")
+        if (variables[var] == ("dim",)) != (i is not None) or variables[var] not in ((), ("dim",)):
+            raise ValueError(f"variable {var!r} has dimensions {variables[var] or '()'}: use {kind}_{var}"
+                             + ("_x<i>" if variables[var] == ("dim",) else ""))
+        if i is not None and i >= dim:
+            raise ValueError(f"coordinate {i} does not exist in dimension {dim}")
+    return kind, i, var, step
+
+
+def _check_observable(name: str, integrator: Integrator, target: Any, run: dict[str, Any]) -> None:
+    variables = {v.name: tuple(v.dims) for v in integrator.variables(target)}
+    variables.pop("x", None)
+    _, _, _, step = _parse_observable(name, integrator.dim(target), variables)
+    rec, n = int(run.get("record_every", 1)), int(run["n_steps"])
+    if step is not None and (step % rec or step > n):
+        raise ValueError(f"step {step} is not recorded (records every {rec} steps up to {n})")
+
+
+def _state(ds) -> Any:
+    """Per-replica state over time: ``x`` (replica, time, dim), or a population's mean."""
+    if "x" in ds and ds["x"].dims == ("replica", "time", "dim"):
+        return ds["x"]
+    for name in _POP_MEAN:
+        if name in ds:
+            return ds[name]
+    raise ValueError("the run records neither x (replica, time, dim) nor a population mean")
 
 
 def observable(ds, name: str) -> tuple[float, float]:
-    """An ensemble statistic of the final record and its standard error over independent replicas.
+    """An ensemble statistic of the final record (or of step k with ``_step<k>``) and its standard error
+    over independent replicas.
 
-    ``mean_x<i>``, ``var_x<i>`` (SE from the fourth central moment), ``p_positive_x<i>``
-    (binomial SE) and ``mean_energy``; diverged replicas are excluded.
+    ``mean_x<i>``, ``var_x<i>`` (SE from the fourth central moment), ``p_positive_x<i>`` (binomial SE)
+    of the state — positions or parameters, or for population and evolution-strategy runs the
+    population (search) mean; ``mean_<variable>``, ``var_<variable>`` and ``mean_<variable>_x<i>``,
+    ``var_<variable>_x<i>`` of a recorded per-replica variable (``mean_energy``, ``mean_best_energy``,
+    ``mean_sigma``, ``mean_variance_x1``, ``var_v_x0``, ...). Diverged replicas are excluded.
     """
-    kind, i = _parse_observable(name, ds.sizes.get("dim", 0))
+    kind, i, var, step = _parse_observable(name, ds.sizes.get("dim", 0))
     live = ~ds["diverged"].values
-    if kind == "mean_energy":
-        v = ds["energy"].isel(time=-1).values[live]
+    da = _state(ds) if var is None else ds[var]
+    if step is None:
+        da = da.isel(time=-1)
     else:
-        v = ds["x"].isel(time=-1).sel(dim=i).values[live]
+        k = np.flatnonzero(ds["step"].values == step)
+        if not k.size:
+            raise ValueError(f"step {step} is not recorded")
+        da = da.isel(time=int(k[0]))
+    if i is not None:
+        da = da.sel(dim=i)
+    v = np.asarray(da.values, dtype=float)[live]
     n = v.size
     if n < 2:  # every replica diverged (or one left): no estimate
         return float(v.mean()) if n else float("nan"), float("nan")
-    if kind in ("mean", "mean_energy"):
+    if kind == "mean":
         return float(v.mean()), float(v.std(ddof=1) / math.sqrt(n))
     if kind == "var":
         c = v - v.mean()
@@ -403,6 +460,24 @@ def observable(ds, name: str) -> tuple[float, float]:
         return float(np.var(v, ddof=1)), math.sqrt(max(m4 - m2 * m2, 0.0) / n)
     p = float(np.mean(v > 0))
     return p, math.sqrt(max(p * (1 - p), 1.0 / n) / n)
+
+
+def format_estimate(value: float, se: float, digits: int = 2) -> str:
+    """``"value ± se"`` with ``digits`` significant digits of the standard error and the value rounded
+    to the same decimal place (``0.001462 ± 0.000015``; scientific notation for very small or large)."""
+    if not (math.isfinite(se) and se > 0):
+        return f"{value:.6g} ± {se:.2g}"
+    e = math.floor(math.log10(se)) - (digits - 1)
+    if -7 <= e <= 6 and abs(value) < 1e9:
+        decimals = max(0, -e)
+        return f"{value:.{decimals}f} ± {se:.{decimals}f}"
+    top = math.floor(math.log10(abs(value))) if value != 0 and abs(value) >= se else e + digits - 1
+    decimals = max(0, top - e)
+    return f"({value / 10.0**top:.{decimals}f} ± {se / 10.0**top:.{decimals}f})e{top:+d}"
+
+
+#: per-replica scalar outcomes printed for population and evolution-strategy runs, when recorded
+_OUTCOMES = ("energy", "best_energy", "mean_fitness", "sigma")
 
 
 def summarize(ds, expected: dict[str, float] | None = None) -> str:
@@ -427,15 +502,28 @@ def summarize(ds, expected: dict[str, float] | None = None) -> str:
         if expected:
             lines.append("checks against the model card: none possible")
         return "\n".join(lines)
-    if "x" in ds and "dim" in ds["x"].dims and ds["x"].ndim == 3:
+    try:
+        state = _state(ds)
+    except ValueError:
+        state = None
+    if state is not None and "dim" in state.dims:
+        what = "x" if state.name == "x" else state.name
         for i in range(min(ds.sizes["dim"], 4)):
             m, se = observable(ds, f"mean_x{i}")
             v, sev = observable(ds, f"var_x{i}")
-            lines.append(f"final x[{i}]: mean {m:+.4f} ± {se:.4f}, variance {v:.4f} ± {sev:.4f}")
+            lines.append(f"final {what}[{i}] over replicas: mean {format_estimate(m, se)}, "
+                         f"variance {format_estimate(v, sev)}")
+        if ds.sizes["dim"] > 4:
+            lines.append(f"  ({ds.sizes['dim'] - 4} more coordinates)")
+    if state is None or state.name != "x":
+        for var in _OUTCOMES:
+            if var in ds and ds[var].dims == ("replica", "time"):
+                m, se = observable(ds, f"mean_{var}")
+                lines.append(f"final {ds[var].attrs.get('long_name', var)}, mean over replicas: {format_estimate(m, se)}")
     if expected:
         lines.append("checks against the model card (z = (simulated - expected) / standard error):")
         for key, val in expected.items():
             sim, se = observable(ds, key)
             z = (sim - val) / se if se > 0 else (float("nan") if math.isnan(se) else float("inf"))
-            lines.append(f"  {key:<16} simulated {sim:.5g} ± {se:.2g}   expected {val:.5g}   z = {z:+.2f}")
+            lines.append(f"  {key:<28} simulated {format_estimate(sim, se):<24} expected {val:.6g}   z = {z:+.2f}")
     return "\n".join(lines)

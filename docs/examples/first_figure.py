@@ -25,8 +25,8 @@ se = np.sqrt(right * (1 - right) / ds.sizes["replica"])
 ax0.fill_between(ds.time, right - 2 * se, right + 2 * se, color="C0", alpha=0.3, lw=0)
 ax0.plot(ds.time, right, color="C0", label="simulation (±2 SE)")
 ax0.axhline(0.5, color="k", ls="--", lw=1, label="Gibbs value 1/2")
-ax0.set(xlabel="time t (1)", ylabel="fraction with $x_0 > 0$ (1)", title="replicas that crossed the barrier",
-        ylim=(0, 0.6))
+ax0.set(xlabel="time $t$ [a.u.]", ylabel="fraction with $x_0 > 0$ [dimensionless]",
+        title="replicas in the right well now", ylim=(0, 0.6))
 ax0.legend(loc="lower right", fontsize=7, frameon=False)
 
 grid = np.linspace(-2, 2, 400)
@@ -37,7 +37,7 @@ for t, color in [(1.0, "C1"), (5.0, "C2"), (50.0, "C0")]:
     ax1.hist(x0.sel(time=t, method="nearest"), bins=80, range=(-2, 2), density=True, histtype="step", color=color,
              label=f"t = {t:g}")
 ax1.plot(grid, gibbs, "k--", lw=1, label=r"Gibbs $\propto e^{-U/T}$")
-ax1.set(xlabel="position $x_0$ (1)", ylabel="density (1)", title="histogram of $x_0$ over replicas")
+ax1.set(xlabel="position $x_0$ [a.u.]", ylabel="probability density [1/a.u.]", title="histogram of $x_0$ over replicas")
 ax1.legend(fontsize=7, frameon=False)
 out = Path(__file__).resolve().parents[1] / "images" / "first_figure.png"
 fig.savefig(out, dpi=150)

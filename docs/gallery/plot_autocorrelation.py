@@ -1,4 +1,8 @@
-"""Autocorrelation of an Ornstein–Uhlenbeck ensemble against the exact discrete-time answer.
+"""
+Autocorrelation
+===============
+
+An Ornstein–Uhlenbeck ensemble's autocorrelation against the exact discrete-time answer.
 
 Euler–Maruyama on U = x^2 / 2 with a coarse step dt = 0.1: the ensemble ACF (± two standard errors)
 follows (1 - dt)^n exactly, visibly below the continuous-time exp(-t).

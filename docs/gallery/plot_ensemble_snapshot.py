@@ -1,7 +1,12 @@
-"""Ensemble snapshot: 1000 Langevin replicas on the Müller–Brown landscape after t = 20.
+"""
+Ensemble snapshot
+=================
+
+1000 Langevin replicas on the Müller–Brown landscape after t = 20.
 
 All replicas started in the deepest (upper-left) minimum; at temperature 1.5 (in units of the scaled
-potential) many have crossed into the two lower basins.
+potential) some have crossed into the two lower basins; the colours resolve the 10 T above the minimum
+where the replicas are.
 """
 
 import stochdyn as sd

@@ -1,8 +1,14 @@
-"""Stationary histograms against the Gibbs density: three Langevin schemes at one temperature.
+"""
+Histogram against Gibbs
+=======================
+
+Stationary histograms of three Langevin schemes at one temperature against the Gibbs density.
 
 Euler–Maruyama, Leimkuhler–Matthews and BAOAB on the double well at T = 0.5 with the same fairly
-large step, each histogram with ± one standard error, against the Gibbs marginal normalised by
-quadrature. Euler–Maruyama's first-order bias shows as too-wide wells; the other two agree.
+large step dt = 0.05, each histogram with ± one standard error, against the Gibbs marginal normalised by
+quadrature. Euler–Maruyama's first-order bias narrows the wells a little: its exact stationary law
+(``sd.theory.em_stationary_density_1d``) has <x^2> = 0.820 against the Gibbs value 0.852 (Lab 1 resolves
+the difference); Leimkuhler–Matthews and BAOAB are second-order accurate and sit on the Gibbs curve.
 """
 
 import stochdyn as sd

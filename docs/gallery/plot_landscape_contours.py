@@ -1,4 +1,8 @@
-"""Landscape contours: the Müller–Brown potential (scaled by 0.1), three minima and two saddles.
+"""
+Landscape contours
+==================
+
+The Müller–Brown potential (scaled by 0.1), three minima and two saddles.
 
 The colour scale is capped at the 70th percentile of U on the grid so the basins keep their contrast.
 """

@@ -1,4 +1,8 @@
-"""Loss curves over batch sizes: mini-batch SGD on least squares, from far away to the noise floor.
+"""
+Loss curves over batch sizes
+============================
+
+Mini-batch SGD on least squares, from far away to the noise floor.
 
 Mean over 200 replicas (thick), ± one standard deviation across replicas (band) and one single run
 (thin) for batch sizes 4, 16 and 64 at the same learning rate: small batches reach the floor as fast

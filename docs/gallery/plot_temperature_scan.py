@@ -1,4 +1,8 @@
-"""Temperature against learning rate for two batch sizes, with the exact finite-step theory.
+"""
+Temperature scan
+================
+
+Temperature against learning rate for two batch sizes, with the exact finite-step theory.
 
 The idealised model of SGD: gradient steps of size lr on a harmonic well (k = 1) with additive
 gradient noise of variance sigma^2 / B per coordinate. This is Euler–Maruyama with T = lr sigma^2 / (2B),

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import time as _time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from .._validation import ValidationError
-from .._warnings import call_collecting_warnings, reemit
+from .._warnings import call_collecting_warnings, reemit, user_stacklevel
 from ..integrators.base import Integrator
 from ..random.streams import StreamKey, stream_key
 from .driver import simulate
@@ -239,10 +240,13 @@ def sweep(
         Study seed. Point ``p`` uses ``SeedSequence(seed, spawn_key=hash-words(p))``
         (:func:`point_key`), so its result does not depend on the other points.
     workers : int, "serial" or None
-        ``"serial"`` (or 0) runs the points one after the other in this process. An int starts a
-        local Dask cluster of that many worker processes. ``None`` (default) starts a local
-        cluster with one worker per core when ``dask.distributed`` is installed and there is more
-        than one point, and runs serially otherwise.
+        ``None`` (default), ``"serial"`` or 0 run the points one after the other in this process,
+        each ensemble on all cores (the kernels are parallel over replicas), so a sweep pasted into
+        a script or a notebook just works. An int starts a local Dask cluster of that many worker
+        processes; worker processes re-import the calling script, so from a script the call must
+        sit under ``if __name__ == "__main__":`` — called outside such a guard it runs serially
+        with a warning instead of failing. A cluster pays off across machines (``scheduler=``,
+        ``client=``), or on one machine when each point is too small to keep all cores busy.
     scheduler : str, optional
         Address of a running Dask scheduler (e.g. ``"tcp://10.0.0.1:8786"``) to run on.
     client : distributed.Client, optional
@@ -371,17 +375,43 @@ def _mode(workers, scheduler, client, n_points) -> tuple[str, int]:
         return "client", ncores
     if scheduler is not None:
         return "scheduler", ncores
-    if workers in ("serial", 0):
+    if workers is None or workers in ("serial", 0):
         return "serial", ncores
-    if workers is None:
-        try:
-            import distributed  # noqa: F401
-        except ImportError:
-            return "serial", ncores
-        return ("local" if n_points > 1 else "serial"), ncores
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValidationError(f"The 'workers' parameter of sweep must be an int >= 0, 'serial' or None. Got {workers!r}.")
+    if _unguarded_script_call():
+        warnings.warn(f"sweep(workers={workers}) runs serially: worker processes re-import the script that calls "
+                      "it, so put the sweep under  if __name__ == \"__main__\":  to run it on a local cluster.",
+                      RuntimeWarning, stacklevel=user_stacklevel())
+        return "serial", ncores
     return "local", ncores
+
+
+def _unguarded_script_call() -> bool:
+    """True when sweep is called from the top level of a script outside ``if __name__ == "__main__":``
+    (worker processes started by ``multiprocessing`` would re-import the script and run the call again)."""
+    import ast
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or not str(path).endswith(".py"):
+        return False  # interactive session, notebook, python -c, or a console-script entry point
+    frame = sys._getframe(1)  # the script's top-level frame: where the call chain leaves module level
+    while frame is not None and not (frame.f_globals is vars(main) and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None:
+        return False
+    try:
+        tree = ast.parse(Path(path).read_text())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    line = frame.f_lineno
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test) and "__name__" in ast.unparse(node.test):
+            if node.lineno <= line <= (node.end_lineno or node.lineno):
+                return False
+    return True
 
 
 #: seconds to wait for a Dask scheduler before reporting it unreachable

@@ -8,20 +8,30 @@ import numpy as np
 
 from .._validation import ValidationError
 
-#: how units "1" (the landscape's own units) are printed on an axis
+#: Units on axes, one convention for every figure: ``name [units]``, with ``[a.u.]`` for the
+#: landscape's own units (positions, U, time, temperature: stochdyn runs are dimensionless, k_B = 1),
+#: ``[count]`` for things counted (steps, generations, examples, evaluations, sizes) and
+#: ``[dimensionless]`` for ratios and probabilities.
 MODEL_UNITS = "a.u."
+COUNT_UNITS = "count"
+RATIO_UNITS = "dimensionless"
 
-
-#: quantities that count things: units "1" print as [count] for these
+#: quantities that count things: their units print as [count]
 _COUNTS = ("step", "generation", "examples", "evaluations", "batch size", "population size", "replica", "number")
 
 
+def _counts(name: str) -> bool:
+    low = name.lower()
+    return any(low.startswith(w) or f"cumulative {w}" in low for w in _COUNTS)
+
+
 def axis_label(name: str, units: str | None = None) -> str:
-    """``"name [units]"``; units ``"1"``/empty print as ``[count]`` for counting quantities (steps,
-    generations, examples, ...) and as ``[a.u.]`` otherwise (the landscape's own units)."""
-    if units in (None, "", "1"):
-        units = "count" if any(name.lower().startswith(w) or f"cumulative {w}" in name.lower() for w in _COUNTS) \
-            else MODEL_UNITS
+    """``"name [units]"`` in the one convention of stochdyn figures: units ``"1"``/empty print as
+    ``[count]`` for counted quantities (steps, generations, examples, ...) and ``[a.u.]`` otherwise
+    (the landscape's own units); units that only repeat a counted name (a ``generation`` axis in
+    units of ``generation``) print as ``[count]``; ``"dimensionless"`` prints as is."""
+    if units in (None, "", "1") or (units.lower().rstrip("s") in _COUNTS and _counts(name)):
+        units = COUNT_UNITS if _counts(name) else MODEL_UNITS
     return f"{name} [{units}]"
 
 
@@ -52,10 +62,9 @@ def select_coordinate(da: Any, coordinate: int, owner: str) -> Any:
 
 
 def coordinate_name(da: Any, coordinate: int) -> str:
-    """Label of a coordinate of a state variable, e.g. ``"position $x_0$"``."""
+    """Label of one coordinate of a state variable, e.g. ``"position $x_0$"``, ``"population mean trait $x_1$"``."""
     base = (getattr(da, "attrs", {}) or {}).get("long_name", "x")
-    sym = "x" if base in ("position", "parameters", "x") else None
-    return f"{base} $x_{{{coordinate}}}$" if sym else f"{base} {coordinate}"
+    return f"{base} $x_{{{coordinate}}}$"
 
 
 def plain_log_ticks(axis: Any, low: float, high: float) -> None:

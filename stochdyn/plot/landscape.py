@@ -11,13 +11,14 @@ import xarray as xr
 
 from .._validation import ValidationError, check_int, check_real
 from .._warnings import user_stacklevel
-from ..analysis._base import landscape_of, select
+from ..analysis._base import landscape_of, run_temperature, select
 from ._util import axis_label, get_ax, label_of
 from .style import PALETTE
 
 __all__ = ["landscape_contours", "ensemble_snapshot", "animate_ensemble"]
 
 #: colours of populations drawn over viridis contours (Okabe-Ito colours that stand out from it)
+_SPAN_T = 10.0  # with a temperature, the colour scale spans this many T above the minimum
 _CLOUD = ("#D55E00", "#FFFFFF", "#CC79A7", "#E69F00", "#000000")
 
 
@@ -33,13 +34,16 @@ def _bounds(landscape: Any, dims: Sequence[int], bounds: Any) -> list[tuple[floa
 
 
 def landscape_contours(landscape: Any, *, dims: Sequence[int] = (0, 1), bounds: Any = None, at: Any = None,
-                       levels: int = 24, vmax: float | None = None, filled: bool = True, colorbar: bool = True,
-                       resolution: int = 200, ax: Any = None) -> Any:
+                       levels: int = 24, vmax: float | None = None, temperature: float | None = None,
+                       filled: bool = True, colorbar: bool = True, resolution: int = 200, ax: Any = None) -> Any:
     """Contour map of U over two coordinates (the others at ``at``, default the origin), or U(x) in 1-D.
 
-    ``vmax`` caps the colour scale (default: the 70th percentile of U on the grid above its minimum,
-    so the basins keep their contrast on steep landscapes such as Rosenbrock or Müller–Brown).
-    Filled contours use viridis (perceptually uniform, colour-blind safe) with thin grey lines.
+    The colour scale runs from the minimum of U on the grid to ``vmax`` — by default the 70th
+    percentile of U on the grid, and at most 10 ``temperature`` above the minimum when a temperature
+    is given (the range an ensemble at that temperature explores, so the bottom of the wells, where
+    the replicas sit, spans the colour map instead of its darkest shade); higher U is drawn in the top
+    colour. The basins keep their contrast on steep landscapes such as Rosenbrock or Müller–Brown. Filled contours use viridis (perceptually uniform,
+    colour-blind safe) with thin light lines; both axes are positions, drawn to equal scale.
     Returns the Axes.
     """
     owner = "landscape_contours"
@@ -47,6 +51,9 @@ def landscape_contours(landscape: Any, *, dims: Sequence[int] = (0, 1), bounds: 
     base = np.zeros(d) if at is None else np.asarray(at, dtype=float)
     ax = get_ax(ax)
     resolution = check_int("resolution", resolution, owner, ge=10)
+    levels = check_int("levels", levels, owner, ge=2)
+    if temperature is not None:
+        temperature = check_real("temperature", temperature, owner, gt=0.0)
     if d == 1:
         (lo, hi), = _bounds(landscape, (0,), bounds)
         s = np.linspace(lo, hi, 4 * resolution)
@@ -64,19 +71,24 @@ def landscape_contours(landscape: Any, *, dims: Sequence[int] = (0, 1), bounds: 
     pts[..., i], pts[..., j] = gx, gy
     U = landscape.value(pts)
     umin = float(np.nanmin(U))
-    top = float(np.nanpercentile(U, 70)) if vmax is None else float(vmax)
+    if vmax is None:
+        top = float(np.nanpercentile(U, 70))
+        if temperature is not None:
+            top = min(top, umin + _SPAN_T * temperature)
+    else:
+        top = float(vmax)
+    if not top > umin:
+        top = umin + 1.0
     from matplotlib import ticker
-
-    lv = ticker.MaxNLocator(nbins=levels).tick_values(umin, top)
-    lv = lv[(lv >= umin - 1e-12 * abs(umin)) | (lv == lv.max())]
-    if lv[0] > umin:
-        lv = np.concatenate([[umin], lv])
+    lv = np.linspace(umin, top, levels + 1)
+    capped = bool(np.nanmax(U) > top)
     Uc = np.minimum(U, top)
     if filled:
-        cs = ax.contourf(gx, gy, Uc, levels=lv, cmap="viridis", extend="max" if vmax is None else "neither")
-        ax.contour(gx, gy, Uc, levels=lv, colors="0.95", linewidths=0.25, alpha=0.6, negative_linestyles="solid")
+        cs = ax.contourf(gx, gy, Uc, levels=lv, cmap="viridis", extend="max" if capped else "neither")
+        ax.contour(gx, gy, Uc, levels=lv[1:-1], colors="0.95", linewidths=0.25, alpha=0.6, negative_linestyles="solid")
         if colorbar:
-            cb = ax.figure.colorbar(cs, ax=ax, shrink=0.9, pad=0.02)
+            ticks = ticker.MaxNLocator(nbins=6).tick_values(umin, top)
+            cb = ax.figure.colorbar(cs, ax=ax, shrink=0.9, pad=0.02, ticks=ticks[(ticks >= umin) & (ticks <= top)])
             cb.set_label(axis_label("potential $U$"))
             cb.ax.tick_params(labelsize="small")
     else:
@@ -85,6 +97,7 @@ def landscape_contours(landscape: Any, *, dims: Sequence[int] = (0, 1), bounds: 
     ax.set_ylabel(axis_label(f"position $x_{{{j}}}$"))
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
+    ax.set_aspect("equal", adjustable="box")
     return ax
 
 
@@ -111,7 +124,8 @@ def ensemble_snapshot(ds: xr.Dataset, *, time: int = -1, landscape: Any = None, 
                       n_populations: int = 3, ax: Any = None, **contour_kwargs: Any) -> Any:
     """The landscape's contours with the ensemble on top at record ``time`` (an index; -1 the last).
 
-    Replicas are white dots; for population runs with individuals (``x`` with an ``individual``
+    The colour scale resolves the 10 T above the minimum when the run has one temperature T (see
+    :func:`landscape_contours`). Replicas are white dots; for population runs with individuals (``x`` with an ``individual``
     dimension) the individuals of the first ``n_populations`` replicas are drawn in distinct colours.
     A 1-D landscape shows U(x) with the particles on the curve. Returns the Axes.
     """
@@ -121,6 +135,11 @@ def ensemble_snapshot(ds: xr.Dataset, *, time: int = -1, landscape: Any = None, 
     land = landscape_of(ds, landscape, owner)
     time = check_int("time", time, owner)
     max_points = check_int("max_points", max_points, owner, ge=1)
+    if "temperature" not in contour_kwargs and "vmax" not in contour_kwargs:
+        try:
+            contour_kwargs["temperature"] = run_temperature(ds, None, owner)
+        except ValidationError:
+            pass  # no single temperature (e.g. a population, or a per-coordinate temperature)
     ax = landscape_contours(land, dims=dims, bounds=bounds, ax=ax, **contour_kwargs)
     dims = (0,) if land.dim == 1 else dims
     groups = _cloud(ds, var, time, dims, max_points, n_populations)

@@ -29,14 +29,18 @@ def trajectory_fan(ds: xr.Dataset | xr.DataArray, var: str | None = None, *, coo
 
     Bands span ``q`` to ``1 - q`` for each ``q`` in ``quantiles`` (default 5–95 % and 25–75 %),
     shaded lighter for wider bands; ``n_paths`` replicas are drawn as thin lines so the reader sees
-    what one trajectory looks like. ``var`` defaults to ``x`` (``mean`` for populations without
-    individuals); ``coordinate`` picks the component. Returns the Axes.
+    what one trajectory looks like. ``var`` defaults to ``x`` (``population_mean`` for populations
+    without individuals); ``coordinate`` picks the component of variables with a ``dim`` dimension. Values that are
+    not finite (e.g. an evolution strategy's ``best_energy`` before its first evaluation) are left out.
+    Returns the Axes.
     """
     owner = "trajectory_fan"
     da = select(ds, var, ("x", "population_mean", "energy"), owner)
+    per_coordinate = "dim" in da.dims
     da = select_coordinate(da, coordinate, owner)
     if "individual" in da.dims:
         da = da.mean("individual")
+    da = da.where(np.isfinite(da))
     q = check_array("quantiles", quantiles, owner, ndim=1, ge=0.0, min_size=1)
     if np.any(q >= 0.5):
         raise ValidationError(f"The 'quantiles' parameter of {owner} must be lower tails < 0.5. Got {list(quantiles)}.")
@@ -58,8 +62,7 @@ def trajectory_fan(ds: xr.Dataset | xr.DataArray, var: str | None = None, *, coo
     ax.plot(t, bands.sel(quantile=0.5, method="nearest").values, color=color, lw=1.4,
             label=label or "median")
     ax.set_xlabel(tlabel)
-    name = coordinate_name(da, coordinate) if "dim" in getattr(ds, "dims", ()) or var in (None, "x", "population_mean") \
-        else da.attrs.get("long_name", var)
+    name = coordinate_name(da, coordinate) if per_coordinate else da.attrs.get("long_name", da.name or "value")
     ax.set_ylabel(axis_label(name, da.attrs.get("units")))
     ax.set_xlim(t[0], t[-1])
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=4, handlelength=1.2, columnspacing=1.0,

@@ -124,7 +124,7 @@ def imbalanced_classes(n: int, d: int, fractions: Any = (0.9, 0.1), separation: 
 
 
 def redundant(data: Data, k: int) -> Data:
-    """The data set with each example repeated ``k`` times (rows ``i*k .. i*k+k-1`` are example ``i``).
+    """The data set with each example repeated ``k`` times (example ``i`` fills rows ``i*k`` to ``i*k+k-1``).
 
     Redundant data leave the full-batch objective unchanged (with mean weights) while N grows:
     the textbook case where mini-batches are nearly as informative as the full batch.

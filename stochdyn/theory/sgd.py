@@ -1157,7 +1157,7 @@ def gaussian_clipping_error(threshold: float, grad_norm: float, noise_std: float
     :math:`[r_{lo}, C]` and :math:`[C, r_{hi}]` (the integrands are smooth on each piece;
     :math:`r_{lo,hi} = |G| \mp s(\sqrt d + 9)`, outside which the mass is below :math:`e^{-40}`).
     Unlike the scalar model of :func:`exponential_clipping_mse`, the optimal threshold here is below
-    |G| (the clipping also shrinks the noise across G, as in James–Stein shrinkage).
+    :math:`|G|` (the clipping also shrinks the noise across G, as in James–Stein shrinkage).
     """
     from scipy import special, stats
 

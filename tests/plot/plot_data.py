@@ -88,3 +88,19 @@ def temperature_estimates() -> xr.Dataset:
     return sd.analysis.estimate(xr.DataArray(val, dims=("batch_size", "lr"), coords={"batch_size": B, "lr": lr}),
                                 xr.DataArray(0.03 * val, dims=("batch_size", "lr"), coords={"batch_size": B, "lr": lr}),
                                 long_name="temperature")
+
+
+def es_run(seed: int = 6) -> xr.Dataset:
+    """An evolution-strategy-like run: best U so far per replica over generations (inf before the first
+    evaluation, as an ES records it at generation 0), with the attributes an ES run has."""
+    rng = np.random.default_rng(seed)
+    g = np.arange(60)
+    best = 10.0 * np.exp(-g[None, :] / 15.0) * np.exp(0.3 * rng.normal(size=(30, 1))) + 0.05
+    best = np.minimum.accumulate(best * (1 + 0.02 * rng.normal(size=best.shape)), axis=1)
+    best[:, 0] = np.inf
+    return xr.Dataset(
+        {"best_energy": (("replica", "time"), best, {"long_name": "lowest U evaluated so far", "units": "1"}),
+         "population_mean": (("replica", "time", "dim"), rng.normal(size=(30, 60, 2)),
+                             {"long_name": "mean of the search distribution", "units": "1"})},
+        coords={"replica": np.arange(30), "time": ("time", g.astype(float), {"long_name": "generation", "units": "generation"}),
+                "step": ("time", g), "dim": np.arange(2)})

@@ -134,3 +134,27 @@ def test_every_figure_function_has_a_gallery_example():
                          "axis_label")]
     missing = [n for n in figure_functions if not (gallery / f"plot_{n}.py").exists()]
     assert not missing, f"no gallery example for {missing}"
+
+
+def test_labels_of_evolution_runs_name_the_variable_and_count_generations():
+    from plot_data import es_run
+
+    ax = sd.plot.trajectory_fan(es_run(), "best_energy")  # inf at generation 0 is left out, no warning
+    assert ax.get_ylabel() == "lowest U evaluated so far [a.u.]"
+    assert ax.get_xlabel() == "generation [count]"
+    ax = sd.plot.trajectory_fan(es_run(), coordinate=1)
+    assert ax.get_ylabel() == "mean of the search distribution $x_{1}$ [a.u.]"
+    assert sd.plot.axis_label("step", "1") == "step [count]"
+    assert sd.plot.axis_label("time", "1") == "time [a.u.]"
+
+
+def test_landscape_maps_are_drawn_to_scale_and_resolve_the_explored_range():
+    land = sd.landscapes.MuellerBrown(scale=0.1)
+    ax = sd.plot.landscape_contours(land)
+    assert ax.get_aspect() == 1.0
+    (cs,) = [c for c in ax.collections if hasattr(c, "levels") and len(c.levels) > 2][:1]
+    top_default = cs.levels.max()
+    ax = sd.plot.landscape_contours(land, temperature=0.5)
+    (cs,) = [c for c in ax.collections if hasattr(c, "levels") and len(c.levels) > 2][:1]
+    umin = cs.levels.min()
+    assert np.isclose(cs.levels.max(), umin + 10 * 0.5) and cs.levels.max() < top_default
