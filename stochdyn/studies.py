@@ -123,7 +123,7 @@ class StudyContext:
         self.records.append(rec)
         return rec
 
-    def bound(self, quantity: str, value: float, limit: float, relation: str = "<=", units: str = "1",
+    def bound(self, quantity: str, value: float, limit: float, relation: str = "<=", units: str = "",
               timed: bool = False, figure: str | None = None) -> Bound:
         """Check a quantity without Monte Carlo error against a limit: ``value <= limit`` or ``value >= limit``.
 
@@ -169,13 +169,14 @@ def batch_standard_error(values: Any, statistic: Callable[[np.ndarray], Any] | N
     Parameters
     ----------
     values : array (R, ...)
-        Per-replica values, replicas on axis 0.
+        Per-replica values, replicas on axis 0 (or replica indices, for a statistic that selects them
+        from a Dataset).
     statistic : callable, optional
         Maps an array of replicas (m, ...) to the estimate; default ``lambda v: v.mean(axis=0)``.
     groups : int, optional
         G >= 2 batches; default ``min(100, R // 10)``.
     """
-    v = np.asarray(values, dtype=float)
+    v = np.asarray(values)  # any dtype: e.g. replica indices for a statistic that selects replicas
     R = v.shape[0]
     fn = statistic if statistic is not None else (lambda a: a.mean(axis=0))
     G = min(100, R // 10) if groups is None else int(groups)
@@ -272,7 +273,7 @@ def reproduce(names: list[str] | None = None, out: str | Path = "reproduce-out",
         study = all_studies[name]
         ctx = StudyContext(study, quick, out)
         matplotlib.rcdefaults()  # a style set by one study never leaks into the next
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         log(f"[{name}] {study.claim}")
         try:
             _run_function(study)(ctx)
@@ -290,7 +291,7 @@ def reproduce(names: list[str] | None = None, out: str | Path = "reproduce-out",
         for b in ctx.bounds:
             log(f"    {'ok  ' if b.passed else 'FAIL'} {b.quantity}: {b.value:.5g} {b.relation} {b.limit:.5g} {b.units}"
                 f"{' (timed: reported, not asserted)' if b.timed else ''}")
-        log(f"[{name}] {timings[name]:.1f} s")
+        log(f"[{name}] {timings[name]:.1f} s (CPU {time.process_time() - c0:.1f} s, all threads)")
     results = {
         "stochdyn_version": __version__,
         "quick": bool(quick),
