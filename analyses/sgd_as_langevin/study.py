@@ -196,7 +196,7 @@ def _figure_idealised(land, runs, T):
         keep = e.time.values <= 30.0
         ax.plot(e.time.values[keep][::3], e.x.isel(dim=0).values[keep][::3], "o", ms=2.4, mfc="none", color="k",
                 mew=0.5, label="Euler–Maruyama, same seed")
-        ax.set(xlabel="time = step × lr [time]", ylabel="$x_0$ [a.u.]", ylim=(-2.1, 2.6))
+        ax.set(xlabel="time t = steps × η [a.u.]", ylabel="$x_0$ [a.u.]", ylim=(-2.1, 2.6))
         ax.legend(fontsize=6, loc="upper left", ncol=1)
         ax.set_title(f"(a) one chain: {sum(r['compared'] for r in runs)} values equal", fontsize=7.5)
 
@@ -219,7 +219,7 @@ def _figure_idealised(land, runs, T):
                         yerr=[2 * float(r["tconf"].standard_error[k]) for r in runs], fmt="o", ms=3.5, color=col,
                         mec="k", mew=0.4, label=f"{name}: SGD (±2 SE)")
         ax.axhline(T, color="0.3", ls="--", lw=0.9, label=f"Gibbs: T = {T:g}")
-        ax.set(xlabel="learning rate η [time]", ylabel="⟨U'²⟩/⟨U''⟩ [a.u.]", xlim=(0, None))
+        ax.set(xlabel="learning rate η (the time step) [a.u.]", ylabel="⟨U'²⟩/⟨U''⟩ [a.u.]", xlim=(0, None))
         ax.legend(fontsize=6, loc="upper left")
         ax.set_title("(c) configurational temperature", fontsize=7.5)
     return fig

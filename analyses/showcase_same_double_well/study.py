@@ -241,6 +241,8 @@ def _draw(p, land, gibbs, results):
             a.errorbar([v], [i], xerr=[2 * e], fmt=mk, ms=4, color=col, mec="k", mew=0.4, capsize=2)
             exact = results[key]["law"].p_right if q == "P" else results[key]["law"].x2
             a.plot([exact], [i], "|", ms=10, mew=1.5, color="k")
+            if key == "wf":  # the O(N mu) shift computed from the independent runs at larger N mu
+                a.plot([exact + results[key]["shift"][q]["b"] * p["n_mu"]], [i], "|", ms=10, mew=1.5, color="0.55")
         a.axvline(ref, color="k", lw=0.8, ls=":")
         a.set_yticks(range(3), ["Langevin", "SGD", "population"])
         a.set_ylim(-0.6, 2.6)
@@ -248,5 +250,5 @@ def _draw(p, land, gibbs, results):
         a.set_xlabel(label)
         a.tick_params(axis="y", length=0)
         if row == 0:
-            a.set_title("±2 SE;  | exact law;  ⋮ Gibbs", fontsize=6.5)
+            a.set_title("±2 SE;  | exact law (grey: + O(Nμ) shift);  ⋮ Gibbs", fontsize=6.5)
     return fig
