@@ -558,7 +558,7 @@ def _draw_limits(p, e):
     for c in e["bias"]:
         ax.errorbar([c["M"]], [-c["sim"][0]], yerr=[2 * c["sim"][1]], fmt="o", ms=3.5, color=C[0], mec="k", mew=0.4)
     ax.plot([], [], "o", ms=3.5, color=C[0], mec="k", mew=0.4, label="simulated, ±2 SE")
-    ax.set(xscale="log", xlabel=f"M parents from N({p['e_bias_mean']:g}, {p['e_bias_variance']:g}) [count]",
+    ax.set(xscale="log", xlabel=f"parents M ~ N({p['e_bias_mean']:g}, {p['e_bias_variance']:g})",
            ylabel="response towards the optimum [a.u.]", ylim=(0, -1.3 * lande))
     ax.legend(fontsize=fs, loc="lower right")
     ax.set_title("(e3) response at finite M", fontsize=ts)

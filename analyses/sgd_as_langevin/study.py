@@ -219,7 +219,7 @@ def _figure_idealised(land, runs, T):
                         yerr=[2 * float(r["tconf"].standard_error[k]) for r in runs], fmt="o", ms=3.5, color=col,
                         mec="k", mew=0.4, label=f"{name}: SGD (±2 SE)")
         ax.axhline(T, color="0.3", ls="--", lw=0.9, label=f"Gibbs: T = {T:g}")
-        ax.set(xlabel="learning rate η (the time step) [a.u.]", ylabel="⟨U'²⟩/⟨U''⟩ [a.u.]", xlim=(0, None))
+        ax.set(xlabel="learning rate η [a.u.]", ylabel="⟨U'²⟩/⟨U''⟩ [a.u.]", xlim=(0, None))
         ax.legend(fontsize=6, loc="upper left")
         ax.set_title("(c) configurational temperature", fontsize=7.5)
     return fig

@@ -250,5 +250,5 @@ def _draw(p, land, gibbs, results):
         a.set_xlabel(label)
         a.tick_params(axis="y", length=0)
         if row == 0:
-            a.set_title("±2 SE;  | exact law (grey: + O(Nμ) shift);  ⋮ Gibbs", fontsize=6.5)
+            a.set_title("±2 SE;  | exact law (grey: + O(Nμ) shift);  ⋮ Gibbs", fontsize=6.5, loc="right")
     return fig
