@@ -51,9 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         st = studies[name]
         recs = [r for r in res["records"] if r["study"] == name]
+        bnds = [b for b in res.get("bounds", []) if b["study"] == name]
         n_ok = sum(r["passed"] for r in recs)
         lines += [f"## {st.title}", "", f"*{st.claim}*", ""]
-        for fig in dict.fromkeys(r["figure"] for r in recs if r["figure"]):
+        for fig in dict.fromkeys([r["figure"] for r in recs if r["figure"]] + [b["figure"] for b in bnds if b["figure"]]):
             lines += [f"![{st.title}]({fig})", ""]
         if name in res["errors"]:
             lines += ["**This study failed with an error in this build.**", ""]
@@ -62,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
                       "| quantity | simulated | SE | theory | z |", "|---|---|---|---|---|"]
             lines += [f"| {r['quantity']} | {r['simulated']:.6g} | {r['standard_error']:.2g} | {r['theory']:.6g} | "
                       f"{r['z']:+.2f}{'' if r['passed'] else ' ✗'} |" for r in recs]
+            lines.append("")
+        if bnds:
+            lines += [f"{sum(b['passed'] for b in bnds)} of {len(bnds)} bounds hold (quantities without Monte Carlo "
+                      "error; a timed one is measured on the machine that built this page):", "",
+                      "| bound | value | limit |", "|---|---|---|"]
+            lines += [f"| {b['quantity']}{' (timed)' if b['timed'] else ''} | {b['value']:.4g} {b['units']} | "
+                      f"{b['relation']} {b['limit']:.4g}{'' if b['passed'] else ' ✗'} |" for b in bnds]
             lines.append("")
         lines += [f"Model, theory and source: [analyses/{name}/README.md](../../analyses/{name}/README.md)", ""]
     (out / "index.md").write_text("\n".join(lines))

@@ -33,7 +33,8 @@ from ._resources import studies_folder
 from ._validation import ValidationError
 from ._version import __version__
 
-__all__ = ["Record", "StudyContext", "Study", "find_studies", "reproduce", "DEFAULT_STUDIES_DIR"]
+__all__ = ["Record", "Bound", "StudyContext", "Study", "find_studies", "reproduce", "DEFAULT_STUDIES_DIR",
+           "batch_standard_error", "chi_square_quantile"]
 
 DEFAULT_STUDIES_DIR = "analyses"
 
@@ -49,6 +50,26 @@ class Record:
     standard_error: float
     theory: float
     z: float
+    passed: bool
+    figure: str
+
+
+@dataclass
+class Bound:
+    """A quantity checked against a limit (a row of ``results.json``'s ``bounds``).
+
+    ``passed = value <= limit`` (``relation = "<="``) or ``value >= limit`` (``">="``). ``timed``
+    marks a wall-clock measurement: machine-dependent, reported but not asserted by the tests.
+    """
+
+    study: str
+    claim: str
+    quantity: str
+    value: float
+    limit: float
+    relation: str
+    units: str
+    timed: bool
     passed: bool
     figure: str
 
@@ -78,6 +99,7 @@ class StudyContext:
     quick: bool
     out: Path
     records: list[Record] = field(default_factory=list)
+    bounds: list[Bound] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
 
     @property
@@ -103,6 +125,24 @@ class StudyContext:
         self.records.append(rec)
         return rec
 
+    def bound(self, quantity: str, value: float, limit: float, relation: str = "<=", units: str = "",
+              timed: bool = False, figure: str | None = None) -> Bound:
+        """Check a quantity without Monte Carlo error against a limit: ``value <= limit`` or ``value >= limit``.
+
+        ``timed=True`` marks a wall-clock measurement (reported in results.json and report.md, but
+        machine-dependent, so the test suite does not assert it).
+        """
+        if relation not in ("<=", ">="):
+            raise ValidationError(f"study {self.study.name}: bound {quantity!r} needs relation '<=' or '>=', got {relation!r}")
+        value, limit = float(value), float(limit)
+        if not (math.isfinite(value) and math.isfinite(limit)):
+            raise ValidationError(f"study {self.study.name}: bound {quantity!r} needs finite values, got {value}, {limit}")
+        passed = value <= limit if relation == "<=" else value >= limit
+        fig = figure if figure is not None else (self.figures[-1] if self.figures else "")
+        b = Bound(self.study.name, self.study.claim, quantity, value, limit, relation, units, bool(timed), bool(passed), fig)
+        self.bounds.append(b)
+        return b
+
     def figure(self, fig: Any, name: str) -> str:
         """Save a matplotlib figure as ``figures/<study>-<name>.png`` and ``.pdf``; return the PNG path (relative to DIR)."""
         import matplotlib.pyplot as plt
@@ -114,6 +154,53 @@ class StudyContext:
         plt.close(fig)
         self.figures.append(str(rel.with_suffix(".png")))
         return str(rel.with_suffix(".png"))
+
+
+def batch_standard_error(values: Any, statistic: Callable[[np.ndarray], Any] | None = None,
+                         groups: int | None = None) -> tuple[Any, Any]:
+    """An estimate over replicas (axis 0) and its standard error from batches of replicas.
+
+    The replicas are split into G consecutive groups of equal size (a remainder is dropped from the SE
+    only); ``statistic`` (default: the mean over axis 0) is computed on all replicas (the estimate) and
+    on each group, and SE = sd(group values)/√G. Unlike the plug-in SE of a second moment, √((m̂₄ − ŝ⁴)/R),
+    whose sample fourth moment is low exactly when the estimate is low, the spread of G group values of
+    about R/G replicas each is nearly independent of their mean (the group values are close to Gaussian).
+    (estimate − truth)/SE is then Student-t with G − 1 degrees of freedom: with the default
+    G = min(100, R // 10), P(|t| > 4) = 1.2e-4 for G = 100 (6.3e-5 for a normal z).
+
+    Parameters
+    ----------
+    values : array (R, ...)
+        Per-replica values, replicas on axis 0 (or replica indices, for a statistic that selects them
+        from a Dataset).
+    statistic : callable, optional
+        Maps an array of replicas (m, ...) to the estimate; default ``lambda v: v.mean(axis=0)``.
+    groups : int, optional
+        G >= 2 batches; default ``min(100, R // 10)``.
+    """
+    v = np.asarray(values)  # any dtype: e.g. replica indices for a statistic that selects replicas
+    R = v.shape[0]
+    fn = statistic if statistic is not None else (lambda a: a.mean(axis=0))
+    G = min(100, R // 10) if groups is None else int(groups)
+    if G < 2 or R // G < 2:
+        raise ValidationError(f"batch_standard_error needs at least 2 groups of 2 replicas; got {R} replicas, {G} groups")
+    m = R // G
+    parts = np.array([fn(v[g * m:(g + 1) * m]) for g in range(G)], dtype=float)
+    return fn(v), parts.std(axis=0, ddof=1) / math.sqrt(G)
+
+
+def chi_square_quantile(chi2: float, dof: int) -> float:
+    """The normal quantile z = Φ⁻¹(P(χ²_dof <= chi2)) of a fit's χ²: N(0, 1) when the fit's model is right.
+
+    Record it with standard error 1 and theory 0: |z| > 4 flags a fit too poor (or too good) to trust.
+    """
+    from scipy import stats
+
+    if dof < 1:
+        raise ValidationError(f"chi_square_quantile needs dof >= 1, got {dof}")
+    lower = stats.chi2.logcdf(chi2, dof)
+    upper = stats.chi2.logsf(chi2, dof)
+    return float(stats.norm.isf(math.exp(upper)) if upper < lower else stats.norm.ppf(math.exp(lower)))
 
 
 def _load_study(folder: Path) -> Study:
@@ -144,7 +231,14 @@ def find_studies(root: str | Path | None = None) -> dict[str, Study]:
         raise ValidationError(
             f"No studies folder {str(root)!r}: run from the stochdyn repository root, or pass --studies DIR."
         )
-    return {p.name: _load_study(p) for p in sorted(root.iterdir()) if (p / "study.py").is_file()}
+    studies = {p.name: _load_study(p) for p in sorted(root.iterdir()) if (p / "study.py").is_file()}
+    by_seed: dict[int, list[str]] = {}
+    for name, st in studies.items():
+        by_seed.setdefault(st.seed, []).append(name)
+    shared = {seed: names for seed, names in by_seed.items() if len(names) > 1}
+    if shared:
+        raise ValidationError(f"Studies must not share a seed (their runs would share random streams): {shared}")
+    return studies
 
 
 def _run_function(study: Study) -> Callable[[StudyContext], None]:
@@ -179,38 +273,48 @@ def reproduce(names: list[str] | None = None, out: str | Path = "reproduce-out",
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records: list[Record] = []
+    bounds: list[Bound] = []
     errors: dict[str, str] = {}
     timings: dict[str, float] = {}
     for name in chosen:
         study = all_studies[name]
         ctx = StudyContext(study, quick, out)
         matplotlib.rcdefaults()  # a style set by one study never leaks into the next
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         log(f"[{name}] {study.claim}")
         try:
             _run_function(study)(ctx)
-            if not ctx.records:
+            if not ctx.records and not ctx.bounds:
                 raise ValidationError(f"study {name} recorded no comparison with theory")
         except Exception:
             errors[name] = traceback.format_exc()
             log(f"[{name}] FAILED with an error:\n{errors[name]}")
         timings[name] = time.perf_counter() - t0
         records.extend(ctx.records)
+        bounds.extend(ctx.bounds)
         for r in ctx.records:
             log(f"    {'ok  ' if r.passed else 'FAIL'} {r.quantity}: {r.simulated:.5g} ± {r.standard_error:.2g} "
                 f"vs theory {r.theory:.5g} (z = {r.z:+.2f})")
-        log(f"[{name}] {timings[name]:.1f} s")
+        for b in ctx.bounds:
+            log(f"    {'ok  ' if b.passed else 'FAIL'} {b.quantity}: {b.value:.5g} {b.relation} {b.limit:.5g} {b.units}"
+                f"{' (timed: reported, not asserted)' if b.timed else ''}")
+        log(f"[{name}] {timings[name]:.1f} s (CPU {time.process_time() - c0:.1f} s, all threads)")
     results = {
         "stochdyn_version": __version__,
         "quick": bool(quick),
         "records": [asdict(r) for r in records],
+        "bounds": [asdict(b) for b in bounds],
         "errors": errors,
         "seconds": timings,
     }
     _atomic_write(out / "results.json", json.dumps(results, indent=1))
-    _atomic_write(out / "report.md", _report(all_studies, chosen, records, errors, quick))
+    _atomic_write(out / "report.md", _report(all_studies, chosen, records, bounds, errors, quick))
     n_pass = sum(r.passed for r in records)
-    log(f"{n_pass} of {len(records)} checks passed; {len(errors)} studies failed with errors; wrote {out}/results.json")
+    untimed = [b for b in bounds if not b.timed]
+    timed = [b for b in bounds if b.timed]
+    log(f"{n_pass} of {len(records)} checks against theory passed; {sum(b.passed for b in untimed)} of {len(untimed)} "
+        f"bounds held; {sum(b.passed for b in timed)} of {len(timed)} timed bounds held (reported); "
+        f"{len(errors)} studies failed with errors; wrote {out}/results.json")
     return results
 
 
@@ -220,24 +324,32 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _report(studies: dict[str, Study], chosen: list[str], records: list[Record], errors: dict[str, str],
-            quick: bool) -> str:
+def _report(studies: dict[str, Study], chosen: list[str], records: list[Record], bounds: list[Bound],
+            errors: dict[str, str], quick: bool) -> str:
     lines = [f"# stochdyn studies{' (quick)' if quick else ''}", "",
              f"stochdyn {__version__}. Each study checks one claim: z = (simulated − theory) / standard error; "
              "a check passes when |z| is within the study's stated bound.", ""]
     for name in chosen:
         st = studies[name]
         recs = [r for r in records if r.study == name]
+        bnds = [b for b in bounds if b.study == name]
         lines += [f"## {st.title}", "", f"**Claim.** {st.claim}", ""]
         if name in errors:
             lines += ["**The study failed with an error:**", "", "```", errors[name].strip(), "```", ""]
-        for fig in dict.fromkeys(r.figure for r in recs if r.figure):
+        for fig in dict.fromkeys([r.figure for r in recs if r.figure] + [b.figure for b in bnds if b.figure]):
             lines += [f"![{name}]({fig})", ""]
         if recs:
             lines += ["| quantity | simulated | SE | theory | z | passed |", "|---|---|---|---|---|---|"]
             for r in recs:
                 lines.append(f"| {r.quantity} | {r.simulated:.6g} | {r.standard_error:.2g} | {r.theory:.6g} | "
                              f"{r.z:+.2f} | {'yes' if r.passed else '**no**'} |")
+            lines.append("")
+        if bnds:
+            lines += ["| bound | value | limit | held |", "|---|---|---|---|"]
+            for b in bnds:
+                held = "yes" if b.passed else "**no**"
+                lines.append(f"| {b.quantity}{' (timed: reported, not asserted)' if b.timed else ''} | {b.value:.6g} "
+                             f"{b.units} | {b.relation} {b.limit:.6g} | {held} |")
             lines.append("")
         lines += [f"Details: `analyses/{name}/README.md`.", ""]
     return "\n".join(lines)

@@ -148,3 +148,93 @@ def test_gaussian_selection_response_harmonic_and_double_well():
     assert abs(quad - naive) > 0.05 * abs(naive)
     tiny = th.gaussian_selection_response(dw, [mu], [[1e-6]], s)[0]
     assert math.isclose(tiny, -s * 1e-6 * dw.grad(np.array([mu]))[0], rel_tol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------------
+# finite-population response, moving optimum, two-locus recombination (issue 15)
+# ---------------------------------------------------------------------------------------------------
+def _gaussian_fitness(z):
+    return np.exp(-0.5 * z**2)
+
+
+def test_finite_population_response_limits_and_two_parents_by_quadrature():
+    f = _gaussian_fitness
+    assert abs(th.finite_population_selection_response(f, 1.5, 1.0, 1)) < 1e-12  # one parent: no response
+    lande = th.gaussian_selection_response(lambda z: 0.5 * z[..., 0] ** 2, [1.5], [[1.0]], 1.0)[0]
+    assert abs(th.finite_population_selection_response(f, 1.5, 1.0, 10**6) - lande) < 1e-5  # O(1/M) -> 0
+    # M = 2 by an independent route: 2-D Gauss-Hermite over both parents of E[(w1 z1 + w2 z2)/(w1 + w2)]
+    g, gw = np.polynomial.hermite_e.hermegauss(120)
+    z1, z2 = np.meshgrid(1.5 + g, 1.5 + g, indexing="ij")
+    W = np.outer(gw, gw) / (2 * math.pi)
+    ratio = (f(z1) * z1 + f(z2) * z2) / (f(z1) + f(z2))
+    assert abs(th.finite_population_selection_response(f, 1.5, 1.0, 2) - (np.sum(W * ratio) - 1.5)) < 1e-9
+
+
+def test_finite_population_response_against_monte_carlo():
+    # M = 4 parents from N(1.5, 1): 400 000 sampled populations; SE from the sample, bound 4 SE
+    rng = np.random.default_rng(3)
+    z = 1.5 + rng.standard_normal((400_000, 4))
+    w = _gaussian_fitness(z)
+    r = (w * z).sum(1) / w.sum(1) - 1.5
+    exact = th.finite_population_selection_response(_gaussian_fitness, 1.5, 1.0, 4)
+    se = r.std(ddof=1) / math.sqrt(r.size)
+    assert abs(r.mean() - exact) < Z * se
+    assert abs(-0.75 - exact) > 50 * se  # Lande's M -> infinity value is far away at M = 4
+
+
+def test_moving_optimum_lag_is_the_fixed_point_of_landes_recursion():
+    # iterate the exact Gaussian one-generation response (quadrature) behind an optimum moving at v
+    s, k, V, v = 0.8, 1.5, 0.3, 0.05
+    lag = 0.0
+    for _ in range(400):
+        dz = th.gaussian_selection_response(lambda z: 0.5 * k * z[..., 0] ** 2, [-lag], [[V]], s)[0]
+        lag = lag - dz + v  # the mean moves by dz towards the optimum at 0, then the optimum moves by v
+    assert math.isclose(lag, th.moving_optimum_lag(v, s, V, stiffness=k), rel_tol=1e-10)
+    with pytest.raises(ValueError):
+        th.moving_optimum_lag(0.1, 0.0, 1.0)
+
+
+def test_two_locus_chain_without_recombination_is_the_two_type_chain():
+    # only aB and Ab present, no recombination: a two-type Wright-Fisher chain with r = W(Ab)/W(aB)
+    N, t = 9, [0, 1, 4, 12]
+    out = th.two_locus_expected_haplotypes(N, [1.0, 1.1, 1.3, 2.0], [0, 6, 3, 0], t, recombination_rate=0.0)
+    assert np.allclose(out[:, [0, 3]], 0.0)
+    assert np.allclose(out[:, 2], th.two_type_expected_frequency(N, 1.3 / 1.1, 3, t, "wright-fisher"), atol=1e-12)
+
+
+def test_two_locus_chain_one_generation_is_the_gamete_map():
+    w = np.array([1.0, 0.9, 1.2, 1.5])
+    n = np.array([2, 3, 4, 1])
+    pw = n * w / (n * w).sum()
+    D = pw[3] * pw[0] - pw[2] * pw[1]
+    for rho in (0.0, 0.4, 1.0):
+        g = pw + rho / 2 * D * np.array([-1, 1, 1, -1])
+        assert np.allclose(th.two_locus_expected_haplotypes(10, w, n, 1, rho), g, atol=1e-13)
+
+
+def test_two_locus_chain_against_an_individual_based_sampler():
+    # plain NumPy, individual by individual: parents drawn by fitness, a second parent with probability rho,
+    # each locus from either parent; 40 000 populations of N = 6 for 3 generations; bound 4 SE per haplotype
+    rng = np.random.default_rng(5)
+    N, R, rho, T = 6, 40_000, 1.0, 3
+    w = np.array([1.0, 1.25, 1.25, 1.5625])
+    g = np.zeros((R, N, 2), dtype=int)
+    g[:, :3] = [0, 1]
+    g[:, 3:] = [1, 0]
+    for _ in range(T):
+        fit = w[2 * g[..., 0] + g[..., 1]]
+        cum = np.cumsum(fit, axis=1)
+        cum /= cum[:, -1:]
+        pick = lambda: np.minimum((rng.random((R, N, 1)) > cum[:, None, :]).sum(-1), N - 1)  # noqa: E731
+        a, b = pick(), pick()
+        two = rng.random((R, N)) < rho
+        side = rng.random((R, N, 2)) < 0.5
+        pa = np.take_along_axis(g, a[..., None].repeat(2, -1), 1)
+        pb = np.take_along_axis(g, b[..., None].repeat(2, -1), 1)
+        g = np.where(two[..., None] & side, pb, pa)
+    h = 2 * g[..., 0] + g[..., 1]
+    freq = np.stack([(h == k).mean(1) for k in range(4)], axis=1)
+    exact = th.two_locus_expected_haplotypes(N, w, [0, 3, 3, 0], T, rho)
+    se = freq.std(0, ddof=1) / math.sqrt(R)
+    assert np.all(np.abs(freq.mean(0) - exact) < Z * se)
+    assert exact[3] > 0.1 and abs(exact[3]) > 30 * se[3]  # recombination made AB: far from 0 (no recombination)

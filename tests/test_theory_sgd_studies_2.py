@@ -3,6 +3,7 @@ of every mini-batch of a tiny problem (exact, to rounding), plus one Monte Carlo
 law against the SGD kernel (4 standard errors: a correct implementation fails with probability < 1e-4)."""
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -182,3 +183,23 @@ def test_no_meta_gradient_bias_when_per_example_curvature_is_constant():
     # x x^T + l2 I is the same for x and -x: every example has the same Hessian, so M = T = 0
     prob = P.LeastSquares(np.array([[1.0, 2.0], [-1.0, -2.0], [1.0, 2.0]]), np.array([0.5, 1.0, -2.0]), l2=0.5)
     np.testing.assert_allclose(th.meta_gradient_bias(prob, np.array([0.3, 0.1]), 0.2, 2), 0.0, atol=1e-15)
+
+
+def test_temperature_expansion_is_the_derivative_of_the_exact_temperature():
+    # T(eta) / (T1 eta) - 1 = c eta + O(eta^2): Richardson on the exact stationary covariance gives c to O(h^2)
+    data = sd.problems.gaussian_regression(40, 3, noise=1.0, seed=4, scales=[1.0, 0.7, 0.4])
+    prob = sd.problems.LeastSquares.from_data(data)
+    H = prob.hessian
+    for B, sampling in ((1, "with_replacement"), (4, "with_replacement"), (8, "without_replacement")):
+        T1, c_step, c_mult = th.sgd_temperature_expansion(prob, B, sampling=sampling)
+        S = th.gradient_noise_covariance(prob, prob.minimizer(), B, sampling)
+        assert math.isclose(T1, th.effective_temperature(1.0, S), rel_tol=1e-12)
+
+        def r(eta):
+            return th.equipartition_temperature(H, th.sgd_stationary_covariance(prob, eta, B, sampling=sampling)) / (T1 * eta) - 1
+
+        h = 1e-4
+        assert math.isclose(c_step + c_mult, 2 * r(h) / h - r(2 * h) / (2 * h), rel_tol=1e-5)
+    # the finite-step part does not depend on B; the multiplicative part scales as 1/B (with replacement)
+    a, b = th.sgd_temperature_expansion(prob, 1), th.sgd_temperature_expansion(prob, 5)
+    assert math.isclose(a[1], b[1], rel_tol=1e-12) and math.isclose(a[2], 5 * b[2], rel_tol=1e-12)

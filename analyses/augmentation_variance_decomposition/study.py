@@ -14,6 +14,7 @@ import xarray as xr
 
 import stochdyn as sd
 from stochdyn import theory as th
+from stochdyn.studies import batch_standard_error
 
 
 def _one_step(integ, prob, theta, R, seed):
@@ -33,8 +34,8 @@ def run(ctx):
         for j, A in enumerate(p["copies"]):
             integ = sd.SGD(lr=1.0, batch_size=M, augmentation=sd.Augmentation(copies=A, noise=s), record_extra=())
             g = _one_step(integ, prob, theta, p["replicas"], ctx.rng(1, i, j))
-            v = sd.analysis.ensemble_variance(xr.DataArray(g, dims="replica"))
-            grid[M, A] = (float(v.value), float(v.standard_error))
+            v, se = batch_standard_error(g, lambda a: a.var(ddof=1))  # SE from batches, not the sample 4th moment
+            grid[M, A] = (float(v), float(se))
             recs.append((f"Var(g), M = {M}, A = {A}", *grid[M, A], th.augmented_variance(sb2, sw2, M, A)))
             if M == max(p["examples"]) and A == max(p["copies"]):
                 # unbiased for the augmented objective U + (s^2/2)|theta|^2 (Bishop 1995), not for U itself

@@ -18,6 +18,7 @@ import numpy as np
 
 import stochdyn as sd
 from stochdyn import theory as th
+from stochdyn.studies import batch_standard_error
 
 
 @sd.problems.augmentation(n_normals=1)
@@ -43,8 +44,26 @@ def _part_a(ctx, p):
         est = sd.analysis.gradient_noise(ds.isel(time=[t]))
         sel = ds.isel(time=t)
         naive = sd.analysis.ratio(B * sel.grad_norm**2, sel.grad_var, dims="replica")  # no correction of |g_B|^2
-        out[t] = {"g2": g2, "tr": tr, "est": est, "naive": (float(naive["value"]), float(naive["standard_error"]))}
-    return out, B
+        # the records: the same estimators (values as sd.analysis.gradient_noise), SE from batches of replicas
+        per = np.column_stack([sel.grad_norm.values ** 2 - sel.grad_var.values / B, sel.grad_var.values])
+        batched = {"trace_covariance": batch_standard_error(per[:, 1]), "gradient_norm_sq": batch_standard_error(per[:, 0]),
+                   "signal_to_noise": batch_standard_error(per, lambda a: B * a[:, 0].mean() / a[:, 1].mean())}
+        out[t] = {"g2": g2, "tr": tr, "est": est, "batched": batched,
+                  "naive": (float(naive["value"]), float(naive["standard_error"]))}
+    # late in the run the signal is a few % of |g_B|^2: one step's estimate cannot resolve it, so average the
+    # per-step estimates over a window of steps, per replica (batch noise is independent from step to step)
+    lo, hi = p["window"]
+    steps_w = np.arange(lo, hi + 1)
+    exact = np.array([th.gradient_noise_moments(prob, *th.sgd_moments(prob, lr, B, x0, int(t) - 1)) for t in steps_w])
+    sel = ds.isel(time=steps_w)
+    tr_w = sel.grad_var.values  # (replica, step)
+    sig_w = sel.grad_norm.values ** 2 - tr_w / B
+    per = np.stack([sig_w.mean(axis=1), tr_w.mean(axis=1)], axis=1)  # per replica: mean signal, mean trace
+    window = {"steps": (lo, hi), "g2": float(exact[:, 0].mean()), "tr": float(exact[:, 1].mean())}
+    window["g2_est"] = batch_standard_error(per[:, 0])
+    window["tr_est"] = batch_standard_error(per[:, 1])
+    window["snr_est"] = batch_standard_error(per, lambda a: B * a[:, 0].mean() / a[:, 1].mean())
+    return out, B, window
 
 
 def _part_b(ctx, p):
@@ -75,19 +94,22 @@ def _part_b(ctx, p):
 
 def run(ctx):
     p = ctx.params
-    a, B = _part_a(ctx, p)
+    a, B, win = _part_a(ctx, p)
     b = _part_b(ctx, p)
-    name = ctx.figure(_figure(p, a, B, b), "snr")
+    name = ctx.figure(_figure(p, a, B, b, win), "snr")
     for t in p["checkpoints"]:
         r = a[t]
-        est = r["est"]
         for q, key, what in (("trace_covariance", "tr", "tr Sigma_1 (grad_var)"),
                              ("gradient_norm_sq", "g2", "|grad U|^2 (|g_B|^2 - grad_var/B)"),
                              ("signal_to_noise", None, "SNR B|grad U|^2/tr Sigma_1 (ratio of averages)")):
-            v = est.sel(quantity=q)
             exact = r[key] if key else B * r["g2"] / r["tr"]
-            ctx.record(f"least squares, step {t}: {what}", float(v["value"]), float(v["standard_error"]), exact,
-                       figure=name)
+            ctx.record(f"least squares, step {t}: {what}", *r["batched"][q], exact, figure=name)
+    lo, hi = win["steps"]
+    for key, exact, what in (("tr_est", win["tr"], "tr Sigma_1 (grad_var)"),
+                             ("g2_est", win["g2"], "|grad U|^2 (|g_B|^2 - grad_var/B)"),
+                             ("snr_est", B * win["g2"] / win["tr"], "SNR B|grad U|^2/tr Sigma_1 (ratio of averages)")):
+        ctx.record(f"least squares, steps {lo}–{hi} (per-replica window average): {what}", *win[key], exact,
+                   figure=name)
     n, S, T, B0 = b["n"], b["S"], b["T"], b["B0"]
     if not b["switched"].all():
         raise AssertionError(f"{(~b['switched']).sum()} replicas never switched in {n} steps (exact P = {S[-1]:.3g})")
@@ -103,7 +125,7 @@ def run(ctx):
                b["lam_at"].std(ddof=1) / math.sqrt(T.size), b["lam_exact"], figure=name)
 
 
-def _figure(p, a, B, b):
+def _figure(p, a, B, b, win):
     sd.plot.use_style("paper")
     fig, axes = plt.subplots(1, 3, figsize=sd.plot.figsize(2, 0.4))
     pal = sd.plot.PALETTE
@@ -120,6 +142,10 @@ def _figure(p, a, B, b):
     ax.plot(steps, exact + 1, "--", color=pal[1], lw=1.0, label="exact SNR + 1")
     ax.errorbar(steps, naive[:, 0], yerr=2 * naive[:, 1], fmt="s", ms=3, color=pal[1], mec="k", mew=0.4,
                 label=r"$B\langle|g_B|^2\rangle/\langle\mathrm{tr}\hat\Sigma\rangle$ (uncorrected)")
+    lo, hi = win["steps"]
+    v, e = win["snr_est"]
+    ax.errorbar([math.sqrt(lo * hi)], [v], yerr=[2 * e], xerr=[[math.sqrt(lo * hi) - lo], [hi - math.sqrt(lo * hi)]],
+                fmt="D", ms=3.5, color=pal[2], mec="k", mew=0.4, label=f"window {lo}–{hi}, averaged per replica")
     ax.set(xscale="log", yscale="log", xlabel="step [count]", ylabel="signal-to-noise ratio [1]",
            title=f"(a) least squares, B = {B}")
     ax.legend(fontsize=5.5, loc="lower left")

@@ -165,18 +165,21 @@ def _draw(land, saddle, curv, dU, p, temps, scan):
     ax = axes[0, 0]
     s = np.linspace(-1.9, 1.75, 600)
     ax.plot(s, land.value(s[:, None]), color="0.2", lw=1.2, label="U(x)")
-    ax.set(xlabel="x [a.u.]", ylabel="U(x) [a.u.]", ylim=(-0.05, 2.3 * dU), xlim=(s[0], s[-1]))
-    ax.annotate(f"flat minimum\nU'' = {curv['flat']:.2g}", (FLAT, 0.0), (FLAT - 0.75, 1.25 * dU), fontsize=6.5,
-                arrowprops=dict(arrowstyle="->", lw=0.6))
-    ax.annotate(f"sharp minimum\nU'' = {curv['sharp']:.2g}", (SHARP, 0.0), (SHARP - 0.55, 1.25 * dU), fontsize=6.5,
-                arrowprops=dict(arrowstyle="->", lw=0.6))
+    lo, hi = -0.55 * dU, 2.3 * dU
+    ax.set(xlabel="x [a.u.]", ylabel="U(x) [a.u.]", ylim=(lo, hi), xlim=(s[0], s[-1]))
+    ax.set_yticks(np.arange(0.0, hi, 0.5 * dU))
+    for x, what in ((FLAT, "flat"), (SHARP, "sharp")):  # labels under each minimum: nothing is drawn there
+        ax.plot([x], [0.0], "v", ms=4, color="0.2")
+        ax.text(x, -0.08 * dU, f"{what} minimum\nU'' = {curv[what]:.2g}", fontsize=6.5, ha="center", va="top")
     tw = ax.twinx()
     gibbs = sd.analysis.gibbs_marginal(land, T0)
     last = scan[-1]
     tw.plot(s, gibbs.pdf(s), color="C0", lw=1.0, ls="--", label=f"Gibbs density, T = {T0:.3g} (lr → 0)")
     tw.plot(s, last["law"](s), color="C1", lw=1.0, label=f"SGD, lr = {last['eta']:g}: exact stationary density")
     tw.set_ylabel("density [1/a.u.]")
-    tw.set_ylim(0, 2.1 * max(gibbs.pdf(s).max(), last["law"](s).max()))
+    top = 2.1 * max(gibbs.pdf(s).max(), last["law"](s).max())
+    tw.set_ylim(top * lo / hi, top)  # density 0 level with U = 0
+    tw.set_yticks(np.arange(0.0, top, 0.5))
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = tw.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="upper center", fontsize=6)
@@ -200,13 +203,21 @@ def _draw(land, saddle, curv, dU, p, temps, scan):
                Line2D([], [], color="k", marker="_", ms=10, mew=1.0, lw=0, label="exact at this lr, on the records"),
                Line2D([], [], color="0.3", lw=1.2, label="exact, continuous time (lr → 0)"),
                Line2D([], [], color="0.3", lw=0.9, ls=":", label="Kramers (high barrier)")]
-    ax.legend(handles=handles, fontsize=6, loc="upper right")
-    ax.set(yscale="log", xlabel="barrier / temperature ΔU/T [dimensionless]", ylabel="escape rate [1/time]")
+    ax.legend(handles=handles, fontsize=6, loc="lower left")
+    ax.set(yscale="log", xlabel="barrier / temperature ΔU/T [dimensionless]", ylabel="escape rate [1/t], t = η × steps")
+    ax.set_ylim(bottom=0.12 * min(min(t["k_fs"], t["k_sf"]) for t in temps))
     ax.set_title("(b) the sharp minimum is left faster, at every T", fontsize=8)
 
     # (c), (d): learning-rate scan at T0 (exact curves: every step seen)
-    etas = np.linspace(p["lr"], 0.075, p["curve_points"])
-    exact = [_exact(land, saddle, T0, e, 1) for e in etas]
+    from scipy.interpolate import PchipInterpolator
+
+    nodes = np.linspace(p["lr"], 0.075, p["curve_points"])
+    exact_nodes = np.array([_exact(land, saddle, T0, e, 1)[:3] for e in nodes])
+    etas = np.linspace(nodes[0], nodes[-1], 200)  # monotone cubic through the exact values (log for the rates)
+    smooth = [np.exp(PchipInterpolator(nodes, np.log(exact_nodes[:, 0]))(etas)),
+              np.exp(PchipInterpolator(nodes, np.log(exact_nodes[:, 1]))(etas)),
+              PchipInterpolator(nodes, exact_nodes[:, 2])(etas)]
+    exact = list(zip(*smooth))
     pts = [dict(eta=p["lr"], res=temps[0]["res"], k_fs=temps[0]["k_fs"], k_sf=temps[0]["k_sf"])] + scan
     edge = 2.0 / curv["sharp"]
     ax = axes[1, 0]
@@ -218,7 +229,8 @@ def _draw(land, saddle, curv, dU, p, temps, scan):
                 yerr=[2 * q["res"]["p_sharp"][1] for q in pts], color="C3", label="SGD (±2 SE)", **dot)
     ax.axvline(edge, color="0.5", lw=0.7, ls="-.")
     ax.text(edge, 0.4, "lr = 2/U''(sharp) ", fontsize=6.5, ha="right", rotation=90, va="center")
-    ax.set(xlabel="learning rate η [time]", ylabel="P(sharp basin) [dimensionless]", ylim=(0, 0.56), xlim=(0, 0.11))
+    ax.set(xlabel="learning rate η (the time step) [a.u.]", ylabel="P(sharp basin) [dimensionless]", ylim=(0, 0.56),
+           xlim=(0, 0.11))
     ax.legend(fontsize=6, loc="lower left")
     ax.set_title(f"(c) time in the sharp basin, ΔU/T = {p['barrier_over_T'][0]:g}", fontsize=8)
 
@@ -235,7 +247,13 @@ def _draw(land, saddle, curv, dU, p, temps, scan):
                Line2D([], [], color="k", marker="_", ms=10, mew=1.0, lw=0, label="exact, on the records"),
                Line2D([], [], color="0.3", lw=1.2, label="exact, every step seen")]
     ax.axvline(edge, color="0.5", lw=0.7, ls="-.")
-    ax.set(yscale="log", xlabel="learning rate η [time]", ylabel="escape rate [1/time]", xlim=(0, 0.11))
+    from matplotlib import ticker
+
+    ax.set(yscale="log", xlabel="learning rate η (the time step) [a.u.]", ylabel="escape rate [1/t], t = η × steps", xlim=(0, 0.11),
+           ylim=(0.01, 0.6))
+    ax.yaxis.set_major_locator(ticker.FixedLocator([0.01, 0.02, 0.05, 0.1, 0.2, 0.5]))
+    ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     ax.legend(handles=handles, fontsize=6, loc="upper left")
     ax.set_title(f"(d) escape rates against lr, ΔU/T = {p['barrier_over_T'][0]:g}", fontsize=8)
     return fig

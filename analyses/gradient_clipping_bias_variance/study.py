@@ -22,6 +22,7 @@ from scipy import optimize
 
 import stochdyn as sd
 from stochdyn import theory as th
+from stochdyn.studies import batch_standard_error
 
 
 def _estimates(integ, target, x0, R, seed):
@@ -39,7 +40,9 @@ def _stats(g, G, C, r):
 
 
 def _mean_se(x):
-    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size))
+    """Mean over replicas; SE from batches of replicas (these are squared errors: no plug-in fourth moment)."""
+    m, se = batch_standard_error(np.asarray(x))
+    return float(m), float(se)
 
 
 def _bias_variance(g, G):
@@ -49,8 +52,8 @@ def _bias_variance(g, G):
     S = np.cov(g.T, ddof=1).reshape(g.shape[1], g.shape[1])
     b = m - G
     bias2, se_b = float(b @ b - np.trace(S) / R), float(2.0 * math.sqrt(max(b @ S @ b, 0.0) / R))
-    dev2 = ((g - m) ** 2).sum(axis=1)
-    return (bias2, se_b), (float(np.trace(S)), float(dev2.std(ddof=1) / math.sqrt(R)))
+    _, se_v = batch_standard_error(g, lambda a: np.var(a, axis=0, ddof=1).sum())
+    return (bias2, se_b), (float(np.trace(S)), float(se_v))
 
 
 def _optimum(G, s, d):

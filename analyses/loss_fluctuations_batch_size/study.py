@@ -15,6 +15,7 @@ import numpy as np
 
 import stochdyn as sd
 from stochdyn import theory as th
+from stochdyn.studies import batch_standard_error
 
 MODES = ("with_replacement", "without_replacement")
 LABEL = {"with_replacement": "with replacement", "without_replacement": "without replacement"}
@@ -27,9 +28,10 @@ def _problem(p):
 
 
 def _variance_estimate(values, means):
-    """Mean over records and replicas of (value - exact mean)^2, with its SE from the per-replica averages."""
+    """Mean over records and replicas of (value - exact mean)^2; SE from batches of replicas (per-replica
+    averages of a few squares are skewed: their plug-in SE would shrink with the estimate)."""
     per_replica = ((values - means[None, :]) ** 2).mean(axis=1)
-    return per_replica.mean(), per_replica.std(ddof=1) / math.sqrt(per_replica.size)
+    return batch_standard_error(per_replica)
 
 
 def _measure(prob, p, mode, B, seed):

@@ -23,6 +23,7 @@ import numpy as np
 
 import stochdyn as sd
 from stochdyn import theory as th
+from stochdyn.studies import batch_standard_error
 
 
 def _one_step_factor(prob, lr, B, sampling, R, seed):
@@ -31,7 +32,7 @@ def _one_step_factor(prob, lr, B, sampling, R, seed):
                      n_replicas=R, n_steps=1, rng=seed)
     e2 = ds.x.isel(time=1).values[:, 0] ** 2
     m, C = th.sgd_moments(prob, lr, B, [1.0], 1, sampling=sampling)
-    return e2.mean(), e2.std(ddof=1) / math.sqrt(R), float(C[0, 0] + m[0] ** 2)
+    return (*batch_standard_error(e2), float(C[0, 0] + m[0] ** 2))  # SE from batches of replicas
 
 
 def _run(prob, lr, schedule, p, R, n, seed):

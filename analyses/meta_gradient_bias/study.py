@@ -65,6 +65,12 @@ def run(ctx):
             theory[i, j], size[i, j] = np.linalg.norm(bias), np.linalg.norm(J)
             if a == p["record_lr"] or B == p["record_batch"]:
                 pending.append((f"bias along its direction, inner lr {a:g}, B = {B}", sim[i, j], se[i, j], theory[i, j]))
+                # the rest of the bias vector: its components orthogonal to the exact direction must vanish
+                ortho = np.linalg.svd(u[None, :])[2][1:]  # (d - 1, d) orthonormal complement of u
+                for k, v in enumerate(ortho):
+                    q = (same - indep) @ v
+                    pending.append((f"bias orthogonal to its direction{'' if len(ortho) == 1 else f' ({k})'}, inner lr "
+                                    f"{a:g}, B = {B}", q.mean(), q.std(ddof=1) / np.sqrt(q.size), 0.0))
             if a == p["record_lr"] and B == p["record_batch"]:
                 # each estimator's mean against its exact expectation; the independent-batch one is unbiased for
                 # grad E_S U(phi_S), the meta-objective with a mini-batch inner step

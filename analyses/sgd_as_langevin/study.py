@@ -22,6 +22,7 @@ import numpy as np
 
 import stochdyn as sd
 from stochdyn import theory as th
+from stochdyn.studies import batch_standard_error
 
 # DoubleWell(dim=2) with its defaults: U = (x0^2 - 1)^2 + x1^2 / 2
 DW_D1 = lambda s: 4.0 * s * (s * s - 1.0)  # noqa: E731
@@ -29,9 +30,10 @@ DW_D2 = lambda s: 12.0 * s * s - 4.0  # noqa: E731
 
 
 def mean_se(per_replica):
-    """Mean over independent replicas (axis 0) and its standard error."""
-    per_replica = np.asarray(per_replica, dtype=float)
-    return float(per_replica.mean(axis=0)), float(per_replica.std(axis=0, ddof=1) / math.sqrt(per_replica.shape[0]))
+    """Mean over independent replicas (axis 0) and its standard error from batches of replicas (the values are
+    squares: the plug-in SE, a sample fourth moment, would shrink with the estimate)."""
+    m, se = batch_standard_error(np.asarray(per_replica, dtype=float))
+    return float(m), float(se)
 
 
 def em_configurational_temperatures(eta, T):
@@ -135,10 +137,8 @@ def excess_kurtosis(ctx, p, prob):
                          n_replicas=p["kurtosis_replicas"], n_steps=110 * m, record_every=m, rng=ctx.rng(4, j))
         e = ds.x.isel(dim=0).values[:, 11:] - ts
         u, v = (e**2).mean(axis=1), (e**4).mean(axis=1)  # per replica; the stationary mean is exactly theta*
-        ub, vb = u.mean(), v.mean()
-        grad = np.array([-2.0 * vb / ub**3, 1.0 / ub**2])  # delta method for vb / ub^2
-        se = math.sqrt(grad @ np.cov(np.vstack([u, v])) @ grad / u.size)
-        out.append(dict(eta=eta, f=f, sim=(vb / ub**2 - 3.0, se), exact=mom[4] / mom[2] ** 2 - 3.0))
+        k, se = batch_standard_error(np.column_stack([u, v]), lambda a: a[:, 1].mean() / a[:, 0].mean() ** 2 - 3.0)
+        out.append(dict(eta=eta, f=f, sim=(float(k), float(se)), exact=mom[4] / mom[2] ** 2 - 3.0))
     lo, hi = 0.0, 1.0  # the learning rate (fraction of lr_max) beyond which the 4th moment is infinite
     for _ in range(40):
         mid = 0.5 * (lo + hi)
@@ -196,7 +196,7 @@ def _figure_idealised(land, runs, T):
         keep = e.time.values <= 30.0
         ax.plot(e.time.values[keep][::3], e.x.isel(dim=0).values[keep][::3], "o", ms=2.4, mfc="none", color="k",
                 mew=0.5, label="Euler–Maruyama, same seed")
-        ax.set(xlabel="time = step × lr [time]", ylabel="$x_0$ [a.u.]", ylim=(-2.1, 2.6))
+        ax.set(xlabel="time t = steps × η [a.u.]", ylabel="$x_0$ [a.u.]", ylim=(-2.1, 2.6))
         ax.legend(fontsize=6, loc="upper left", ncol=1)
         ax.set_title(f"(a) one chain: {sum(r['compared'] for r in runs)} values equal", fontsize=7.5)
 
@@ -219,7 +219,7 @@ def _figure_idealised(land, runs, T):
                         yerr=[2 * float(r["tconf"].standard_error[k]) for r in runs], fmt="o", ms=3.5, color=col,
                         mec="k", mew=0.4, label=f"{name}: SGD (±2 SE)")
         ax.axhline(T, color="0.3", ls="--", lw=0.9, label=f"Gibbs: T = {T:g}")
-        ax.set(xlabel="learning rate η [time]", ylabel="⟨U'²⟩/⟨U''⟩ [a.u.]", xlim=(0, None))
+        ax.set(xlabel="learning rate η [a.u.]", ylabel="⟨U'²⟩/⟨U''⟩ [a.u.]", xlim=(0, None))
         ax.legend(fontsize=6, loc="upper left")
         ax.set_title("(c) configurational temperature", fontsize=7.5)
     return fig

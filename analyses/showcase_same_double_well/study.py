@@ -23,6 +23,7 @@ import numpy as np
 
 import stochdyn as sd
 from stochdyn import theory as th
+from stochdyn.studies import chi_square_quantile
 
 BOUNDS = (-2.0, 2.0)
 
@@ -64,11 +65,13 @@ def _grid_law(name, g):
                 g.probability(0.0))
 
 
-def _measure(samples, law, edges):
+def _measure(samples, law, edges, binned=True):
     """Per-replica time averages -> P(x > 0), <x^2> with SE over replicas; binned chi-square (Hotelling T^2)."""
     R = samples.shape[0]
     pr = (samples > 0).mean(1)
     x2 = (samples**2).mean(1)
+    if not binned:
+        return dict(P=(pr.mean(), pr.std(ddof=1) / math.sqrt(R)), X2=(x2.mean(), x2.std(ddof=1) / math.sqrt(R)))
     K = edges.size - 1
     f = np.stack([((samples >= a) & (samples < b)).mean(1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
     d = f.mean(0) - law.bin_probabilities(edges)
@@ -123,20 +126,22 @@ def run(ctx):
     # Wright-Fisher population in the weak-mutation regime
     N = p["population_size"]
     s = 1.0 / (2.0 * (N - 1) * T)
-    every_g = p["record_generations"]
-    n = every_g * math.ceil((p["burn_in_generations"] + p["measure_generations"]) / every_g)
-    integ = sd.WrightFisher(population_size=N, mutation_rate=p["n_mu"] / N, mutation_scale=p["mutation_scale"],
-                            selection=s, record_population=True)
-    ds = sd.simulate(integ, land, x0=[-1.0], n_replicas=R_wf, n_steps=n, record_every=every_g, rng=ctx.rng(3))
-    keep = ds.step.values > p["burn_in_generations"]
-    pop = ds["x"].isel(dim=0).values[:, keep]
     wf_law = _grid_law("Wright–Fisher (weak mutation, exact)",
                        th.origin_fixation_density(land, N, s, p["mutation_scale"], "wright-fisher"))
-    results["wf"] = dict(law=wf_law, s=s, N=N, mono=float(np.mean(np.all(pop == pop[..., :1], axis=-1))),
-                         mean_P=float(np.mean(ds["population_mean"].isel(dim=0).values[:, keep] > 0)),
-                         **_measure(_resident(pop), wf_law, edges))
+    pop, mono, mean_P = _population(ctx, p, land, s, p["n_mu"], 3)
+    results["wf"] = dict(law=wf_law, s=s, N=N, mono=mono, mean_P=mean_P, **_measure(pop, wf_law, edges))
+    # the O(N mu) shift, computed: independent runs at larger N mu, a line through the exact N mu -> 0 value
+    shift = {q: [] for q in ("P", "X2")}
+    for j, nmu in enumerate(p["shift_n_mu"]):
+        pop_j, _, _ = _population(ctx, p, land, s, nmu, 4, j)
+        m = _measure(pop_j, wf_law, edges, binned=False)
+        for q in shift:
+            shift[q].append((nmu, *m[q]))
+    limit = {"P": wf_law.p_right, "X2": wf_law.x2}
+    results["wf"]["shift"] = {q: _slope_through(np.array(shift[q]), limit[q]) for q in shift}
 
     fig = ctx.figure(_figure(p, land, gibbs, results), "three_dynamics")
+    nmu0 = p["n_mu"]
     names = {"langevin": f"Langevin (EM, dt = {dt:g})", "sgd": f"SGD (lr = {lr:g}, noise 2T/lr)",
              "wf": f"Wright–Fisher (N = {N}, s = {s:g}, Nμ = {p['n_mu']:g})"}
     against = {"langevin": "exact finite-dt law", "sgd": "exact finite-lr law", "wf": "exact weak-mutation law"}
@@ -146,6 +151,46 @@ def run(ctx):
         ctx.record(f"{names[key]}: <x^2> vs {against[key]}", *r["X2"], law.x2, figure=fig)
         ctx.record(f"{names[key]}: binned law vs {against[key]}, chi-square over {r['k'] + 1} bins "
                    "(Hotelling T², Wilson–Hilferty (X²/k)^(1/3))", *r["wh"], figure=fig)
+    wf = results["wf"]
+    runs = ", ".join(f"{v:g}" for v in p["shift_n_mu"])
+    for q, what in (("P", "P(x > 0)"), ("X2", "<x^2>")):
+        f = wf["shift"][q]
+        v, se = wf[q]
+        limit = wf["law"].p_right if q == "P" else wf["law"].x2
+        ctx.record(f"{names['wf']}: {what} vs exact weak-mutation law + O(Nμ) shift {f['b'] * nmu0:+.2g} "
+                   f"(slope from independent runs at Nμ = {runs})", v, math.hypot(se, nmu0 * f["se"]),
+                   limit + f["b"] * nmu0, figure=fig)
+        ctx.record(f"Wright–Fisher {what}: goodness of the line through the exact Nμ → 0 value over Nμ = {runs} "
+                   f"(chi-square {f['chi2']:.2f} on {f['dof']} dof, as a normal quantile)",
+                   chi_square_quantile(f["chi2"], f["dof"]), 1.0, 0.0, figure=fig)
+
+
+def _population(ctx, p, land, s, nmu, *key):
+    """Wright-Fisher populations from the left well: burn-in and measurement scaled by N mu (as for the main run),
+    recorded every ``record_generations``. Returns the type (majority trait) after burn-in (replica, record), the
+    fraction of monomorphic records and P(population mean > 0)."""
+    N, every = p["population_size"], p["record_generations"]
+    scale = p["n_mu"] / nmu
+    burn = every * math.ceil(p["burn_in_generations"] * scale / every)
+    n = burn + every * math.ceil(p["measure_generations"] * scale / every)
+    integ = sd.WrightFisher(population_size=N, mutation_rate=nmu / N, mutation_scale=p["mutation_scale"],
+                            selection=s, record_population=True)
+    ds = sd.simulate(integ, land, x0=[-1.0], n_replicas=p["population_replicas"], n_steps=n, record_every=every,
+                     rng=ctx.rng(*key))
+    keep = ds.step.values > burn
+    pop = ds["x"].isel(dim=0).values[:, keep]
+    pm = ds["population_mean"]
+    return (_resident(pop), float(np.mean(np.all(pop == pop[..., :1], axis=-1))),
+            float(np.mean(pm.isel(dim=0).values[:, keep] > 0)))
+
+
+def _slope_through(points, limit):
+    """Weighted least-squares slope b of y - limit = b x through the origin (points: rows x, y, se): b, SE(b), chi2, dof."""
+    x, y, se = points.T
+    w = 1.0 / se**2
+    b = float(np.sum(w * x * (y - limit)) / np.sum(w * x * x))
+    return dict(b=b, se=float(1.0 / math.sqrt(np.sum(w * x * x))), chi2=float(np.sum(w * (y - limit - b * x) ** 2)),
+                dof=int(x.size - 1))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -196,6 +241,8 @@ def _draw(p, land, gibbs, results):
             a.errorbar([v], [i], xerr=[2 * e], fmt=mk, ms=4, color=col, mec="k", mew=0.4, capsize=2)
             exact = results[key]["law"].p_right if q == "P" else results[key]["law"].x2
             a.plot([exact], [i], "|", ms=10, mew=1.5, color="k")
+            if key == "wf":  # the O(N mu) shift computed from the independent runs at larger N mu
+                a.plot([exact + results[key]["shift"][q]["b"] * p["n_mu"]], [i], "|", ms=10, mew=1.5, color="0.55")
         a.axvline(ref, color="k", lw=0.8, ls=":")
         a.set_yticks(range(3), ["Langevin", "SGD", "population"])
         a.set_ylim(-0.6, 2.6)
@@ -203,5 +250,5 @@ def _draw(p, land, gibbs, results):
         a.set_xlabel(label)
         a.tick_params(axis="y", length=0)
         if row == 0:
-            a.set_title("±2 SE;  | exact law;  ⋮ Gibbs", fontsize=6.5)
+            a.set_title("±2 SE;  | exact law (grey: + O(Nμ) shift);  ⋮ Gibbs", fontsize=6.5, loc="right")
     return fig

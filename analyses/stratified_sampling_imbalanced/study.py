@@ -18,6 +18,7 @@ import numpy as np
 
 import stochdyn as sd
 from stochdyn import theory as th
+from stochdyn.studies import batch_standard_error
 
 NAMES = {"with": "uniform, with replacement", "without": "uniform, without replacement",
          "proportional": "stratified, proportional n_h ~ N_h", "neyman": "stratified, Neyman n_h ~ N_h S_h",
@@ -79,8 +80,8 @@ def run(ctx):
     for k, (name, (samp, alloc)) in enumerate(designs.items()):
         for j, B in enumerate(p["batch_sizes"]):
             gs = _one_step(prob, theta, samp, B, p["replicas"], p["chunk"], lambda c: ctx.rng(k, j, c))
-            s = ((gs - gs.mean(axis=0)) ** 2).sum(axis=1)  # per replica |g - mean|^2: its mean is tr Cov
-            sims[name, B] = (s.mean() * len(s) / (len(s) - 1), s.std(ddof=1) / np.sqrt(len(s)))
+            # tr Cov of the R estimates, SE from batches of replicas (not the plug-in fourth moment)
+            sims[name, B] = tuple(float(v) for v in batch_standard_error(gs, lambda a: a.var(axis=0, ddof=1).sum()))
             recs.append((f"tr Cov, {NAMES[name]}, B = {B}", *sims[name, B], _theory_var(prob, theta, B, samp, alloc)))
             if B == Bu:
                 proj = gs @ v

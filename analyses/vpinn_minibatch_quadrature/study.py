@@ -6,13 +6,22 @@ batch energy and gradient are unbiased. Theory: ``sd.theory.minibatch_loss_varia
 ``gradient_noise_covariance`` (the variance of sampling quadrature points), and for training the exact moments of
 SGD on this quadratic (``sgd_moments``, ``sgd_stationary_covariance``: multiplicative noise, finite step); the
 Galerkin solution theta* is ``problem.minimizer()``.
+
+Memory: the chapter's point that mini-batching makes training tractable because memory grows with the batch, not
+with the quadrature grid, is measured with ``tracemalloc`` on a NumPy evaluation of the batch energy and its
+gradient that computes the trial functions at the sampled points only (as a network evaluates its activations):
+peak bytes against the batch size B and the grid size, beside the full-quadrature evaluation. These are bounds
+(no Monte Carlo error), not z-scores. Variance-type standard errors come from batches of replicas.
 """
+
+import tracemalloc
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 import stochdyn as sd
 from stochdyn import theory as th
+from stochdyn.studies import batch_standard_error
 
 
 def run(ctx):
@@ -30,9 +39,9 @@ def run(ctx):
                          n_replicas=p["estimator_replicas"], n_steps=1, rng=ctx.rng(1, j))
         L = ds.batch_loss.isel(time=1).values
         g = theta - ds.x.isel(time=1).values
-        v = sd.analysis.ensemble_variance(ds.batch_loss.isel(time=1))
-        s = ((g - g.mean(axis=0)) ** 2).sum(axis=1)
-        est[B] = (float(v.value), float(v.standard_error), s.mean(), s.std(ddof=1) / np.sqrt(s.size))
+        v, v_se = batch_standard_error(L, lambda a: a.var(ddof=1))
+        tr, tr_se = batch_standard_error(g, lambda a: a.var(axis=0, ddof=1).sum())
+        est[B] = (float(v), float(v_se), float(tr), float(tr_se))
         recs += [(f"mean batch energy, B = {B}", L.mean(), L.std(ddof=1) / np.sqrt(L.size), U0),
                  (f"Var(batch energy), B = {B}", est[B][0], est[B][1], th.minibatch_loss_variance(prob, theta, B)),
                  (f"tr Cov(batch gradient), B = {B}", *est[B][2:],
@@ -55,23 +64,92 @@ def run(ctx):
         x = ds.x.isel(time=-1).values
         e = ds.energy.isel(time=-1).values - U_star
         d2 = 0.5 * np.sum((x - ts) ** 2, axis=1)  # |u_theta - u_theta*|^2 in L2(0, 1): sin(k pi x) are orthogonal
-        recs += [(f"E[U] - U* after {steps[-1]} steps, B = {B}", e.mean(), e.std(ddof=1) / np.sqrt(e.size), excess[-1]),
-                 (f"E |u - u_Galerkin|^2_L2 after {steps[-1]} steps, B = {B}", d2.mean(),
-                  d2.std(ddof=1) / np.sqrt(d2.size), l2[-1]),
+        recs += [(f"E[U] - U* after {steps[-1]} steps, B = {B}", *batch_standard_error(e), excess[-1]),
+                 (f"E |u - u_Galerkin|^2_L2 after {steps[-1]} steps, B = {B}", *batch_standard_error(d2), l2[-1]),
                  (f"E theta_1 after {steps[-1]} steps, B = {B}", x[:, 0].mean(), x[:, 0].std(ddof=1) / np.sqrt(len(x)),
                   exact[-1][0][0])]
         stat = 0.5 * np.trace(H @ th.sgd_stationary_covariance(prob, p["lr"], B))
         runs[B] = (steps, ds.energy.values - U_star, excess, stat, x)
-    name = ctx.figure(_figure(prob, est, runs, theta, p), "vpinn")
+    mem = _memory(p)
+    name = ctx.figure(_figure(prob, est, runs, theta, p, mem), "vpinn")
     for r in recs:
         ctx.record(*r, figure=name)
+    _memory_bounds(ctx, mem, name)
 
 
-def _figure(prob, est, runs, theta, p):
+def _ritz_loss_and_grad(theta, x, w):
+    """Batch Ritz energy sum_i w_i (u'(x_i)^2/2 - f u(x_i)) (f = 1) and its gradient, the trial functions
+    sin(k pi x) evaluated at the given points only: every array is (points,) or (points, K)."""
+    k = np.arange(1, theta.size + 1) * np.pi
+    arg = np.multiply.outer(x, k)
+    s = np.sin(arg)
+    c = np.cos(arg) * k
+    u, du = s @ theta, c @ theta
+    loss = float(np.sum(w * (0.5 * du * du - u)))
+    return loss, c.T @ (w * du) - s.T @ w
+
+
+def _peak_bytes(fn, repeats=3):
+    """Peak bytes allocated (tracemalloc) while fn runs, above what was allocated before; min over repeats (the
+    arrays are deterministic, Python's small-object bookkeeping is not)."""
+    best = None
+    for _ in range(repeats):
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        peak = tracemalloc.get_traced_memory()[1] - base
+        best = peak if best is None else min(best, peak)
+    return best
+
+
+def _memory(p):
+    """Peak memory of one mini-batch evaluation against (grid size, batch size), and of the full-quadrature one."""
+    theta = np.full(p["n_basis"], 0.1)
+    grids, batches = p["memory_grids"], p["memory_batches"]
+    mini = np.zeros((len(grids), len(batches)))
+    sizes = sorted(set(grids) | set(batches))
+    full = np.zeros(len(sizes))
+    started = tracemalloc.is_tracing()
+    if not started:
+        tracemalloc.start()
+    try:
+        for i, n in enumerate(sizes):
+            nodes = (np.arange(n) + 0.5) / n  # the quadrature grid (midpoint rule; memory does not depend on the rule)
+            weights = np.full(n, 1.0 / n)
+            full[i] = _peak_bytes(lambda: _ritz_loss_and_grad(theta, nodes, weights))
+            if n not in grids:
+                continue
+            rng = np.random.default_rng(i)
+            for j, B in enumerate(batches):
+                idx = rng.integers(0, n, size=B)  # drawn before measuring: the sampler is not the evaluation
+                mini[grids.index(n), j] = _peak_bytes(
+                    lambda: _ritz_loss_and_grad(theta, nodes[idx], weights[idx] * (n / B)))
+    finally:
+        if not started:
+            tracemalloc.stop()
+    return dict(grids=np.array(grids), batches=np.array(batches), mini=mini, sizes=np.array(sizes), full=full)
+
+
+def _memory_bounds(ctx, mem, figure):
+    g, b, mini, sizes, full = mem["grids"], mem["batches"], mem["mini"], mem["sizes"], mem["full"]
+    spread = (mini.max(axis=0) / mini.min(axis=0) - 1.0).max()
+    ctx.bound(f"memory, mini-batch evaluation: largest relative spread of the peak over grids of {g.min()}–{g.max()} "
+              f"points, at any B in {b.min()}–{b.max()} (it does not grow with the grid)", spread, 0.05, "<=",
+              figure=figure)
+    same = np.array([mini[-1, j] / full[list(sizes).index(B)] - 1.0 for j, B in enumerate(b)])
+    ctx.bound(f"memory: a batch of B points (B = {b.min()}–{b.max()}) against the full evaluation of a B-point grid, "
+              "largest relative difference (memory is set by the points evaluated at once)", np.abs(same).max(), 0.15,
+              "<=", figure=figure)
+    growth = (full[-1] / full[0]) / (sizes[-1] / sizes[0])
+    ctx.bound(f"memory, full-quadrature evaluation: peak growth from {sizes[0]} to {sizes[-1]} points over the growth "
+              f"of the grid ({sizes[-1] // sizes[0]}×; it grows with the grid)", growth, 0.5, ">=", figure=figure)
+
+
+def _figure(prob, est, runs, theta, p, mem):
     from matplotlib import ticker
 
     sd.plot.use_style("paper")
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=sd.plot.figsize(2, 0.36))
+    fig, ((ax1, ax2), (ax3, ax4)) = plt.subplots(2, 2, figsize=(7.0, 5.4))
     xs = np.linspace(0, 1, 201)
     k = np.arange(1, prob.dim + 1) * np.pi
     basis = np.sin(np.outer(xs, k))
@@ -85,7 +163,7 @@ def _figure(prob, est, runs, theta, p):
         ax1.plot(xs, xs * (1 - xs) / 2, ":", color=sd.plot.PALETTE[1], lw=1.2, label="exact u = x(1-x)/2")
     ax1.set(xlabel="x [1]", ylabel="u(x) [1]", title=f"solution after {p['train_steps']} steps",
             ylim=(min(0.0, lo.min()) * 1.1, hi.max() * 1.6))
-    ax1.legend(fontsize=6, loc="upper center")
+    ax1.legend(fontsize=6.5, loc="upper center")
     for n, (B, (steps, energy, excess, stat, _)) in enumerate(sorted(runs.items())):
         c = sd.plot.PALETTE[n]
         m = energy.mean(axis=0)
@@ -100,7 +178,7 @@ def _figure(prob, est, runs, theta, p):
     ax2.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     ax2.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
     ax2.yaxis.set_minor_formatter(ticker.NullFormatter())
-    ax2.legend(fontsize=5.5, loc="upper right")
+    ax2.legend(fontsize=6.5, loc="upper right")
     Bs = np.geomspace(1, 64, 50)
     v1 = th.minibatch_loss_variance(prob, theta, 1)
     t1 = np.trace(th.gradient_noise_covariance(prob, theta, 1))
@@ -113,5 +191,13 @@ def _figure(prob, est, runs, theta, p):
                  color=sd.plot.PALETTE[3], mec="k", mew=0.4, label="simulation (± 2 SE)")
     ax3.set(xscale="log", yscale="log", xlabel="quadrature points per batch B [count]", ylabel="variance [a.u.]",
             title=r"estimators at $\theta=\theta^*/2$")
-    ax3.legend(fontsize=5.5, loc="center left")
+    ax3.legend(fontsize=6.5, loc="center left")
+    # memory of one evaluation: grows with the batch, not with the grid (full quadrature: with the grid)
+    for i, (n, mk) in enumerate(zip(mem["grids"], ("o", "s", "^", "D"))):
+        ax4.plot(mem["batches"], mem["mini"][i] / 1024, mk, ms=3.5, mfc="none", color=sd.plot.PALETTE[i],
+                 label=f"batch from a grid of {n}")
+    ax4.plot(mem["sizes"], mem["full"] / 1024, "k-", lw=0.9, label="full quadrature of a grid of that size")
+    ax4.set(xscale="log", yscale="log", xlabel="points evaluated at once [count]", ylabel="peak memory [KiB]",
+            title="memory of one batch energy + gradient (tracemalloc)")
+    ax4.legend(fontsize=6.5, loc="upper left")
     return fig

@@ -62,6 +62,7 @@ __all__ = [
     "sgd_moment_operator_radius",
     "small_step_covariance",
     "effective_temperature",
+    "sgd_temperature_expansion",
     "equipartition_temperature",
     "augmented_variance",
     "least_squares_augmentation_moments",
@@ -384,6 +385,42 @@ def effective_temperature(lr: Any, noise_cov: Any) -> Any:
     S = np.atleast_2d(np.asarray(noise_cov, dtype=np.float64))
     T = np.asarray(lr, dtype=np.float64) * float(np.trace(S)) / (2.0 * S.shape[0])
     return float(T) if T.ndim == 0 else T  # lr may be an array
+
+
+def sgd_temperature_expansion(problem: Any, batch_size: int | None, *,
+                              sampling: Any = "with_replacement") -> tuple[float, float, float]:
+    r"""First-order expansion in the learning rate of SGD's variance temperature on a quadratic problem.
+
+    The exact stationary covariance C(η) (:func:`sgd_stationary_covariance`) solves
+    :math:`HC + CH - \eta HCH = \eta[\Sigma_* + \mathcal M(C)]`, with :math:`\Sigma_*` the mini-batch
+    gradient covariance at :math:`\theta^*` and :math:`\mathcal M(C)` its multiplicative part, the
+    covariance of :math:`(H_B - H)e` averaged over :math:`e \sim (0, C)`. Writing
+    :math:`C = \eta C_1 + \eta^2 C_2 + O(\eta^3)`:
+    :math:`HC_1 + C_1H = \Sigma_*` and :math:`HC_2 + C_2H = HC_1H + \mathcal M(C_1)`, so the variance
+    temperature :math:`T = \mathrm{tr}(HC)/d` (:func:`equipartition_temperature`) is
+
+    .. math:: T(\eta) = \underbrace{\frac{\eta\,\mathrm{tr}\,\Sigma_*}{2d}}_{\text{small-step law}}
+              \Big(1 + (c_{\rm step} + c_{\rm mult})\,\eta + O(\eta^2)\Big),\quad
+              c_{\rm step} = \frac{\mathrm{tr}(H^2C_1)}{\mathrm{tr}\,\Sigma_*},\
+              c_{\rm mult} = \frac{\mathrm{tr}\,\mathcal M(C_1)}{\mathrm{tr}\,\Sigma_*}.
+
+    The small-step law :func:`effective_temperature` (the chapter's :math:`T = \eta\,\mathrm{tr}\Sigma/(2dB)`
+    with replacement) is the leading term; its relative error is :math:`(c_{\rm step} + c_{\rm mult})\eta`
+    to first order: :math:`c_{\rm step}` (the finite step, independent of B) and :math:`c_{\rm mult}`
+    (the multiplicative noise, ∝ 1/B). Returns ``(T1, c_step, c_mult)`` with :math:`T \approx T_1\eta`.
+    """
+    _, _, H, _ = _affine(problem)
+    d = problem.dim
+    K = _noise_operator(problem, batch_size, sampling)
+    W = np.zeros((d + 1, d + 1))
+    W[d, d] = 1.0
+    S0 = (K @ W.ravel()).reshape(d, d)  # gradient-noise covariance at theta*
+    C1 = linalg.solve_continuous_lyapunov(H, S0)
+    W = np.zeros((d + 1, d + 1))
+    W[:d, :d] = C1
+    M1 = (K @ W.ravel()).reshape(d, d)
+    tr0 = float(np.trace(S0))
+    return tr0 / (2.0 * d), float(np.trace(H @ H @ C1)) / tr0, float(np.trace(M1)) / tr0
 
 
 def equipartition_temperature(hessian: Any, cov: Any) -> float:
