@@ -68,6 +68,10 @@ def simulate(
     progress: bool | None = None,
     store: str | os.PathLike | None = None,
     resume: bool = False,
+    until: Any = None,
+    workers: int | str | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
 ) -> xr.Dataset:
     """Run an ensemble of independent replicas of a stochastic dynamics and return a Dataset.
 
@@ -109,6 +113,19 @@ def simulate(
         exist). The result is bit-identical to an uninterrupted run. A store written by a different
         run (other parameters, seed, x0, replicas or stochdyn version) is refused. With
         ``rng=None`` the stored seed is used.
+    until : stopping rule, optional
+        Stop each replica at the first step (checked after every step and on the initial state)
+        at which this rule from :mod:`stochdyn.stopping` holds, e.g.
+        ``sd.stopping.Fixation()`` or ``Region(coordinate=0, above=1.0) | Region(coordinate=0, below=-1.0)``.
+        A stopped replica is frozen (state and random stream untouched; its later records repeat
+        the record of its stop step). Adds the variables ``stopped``, ``stop_step``, ``stop_time``
+        and ``stop_rule``.
+    workers, client, scheduler
+        Split the replicas into shards that run as Dask tasks, with the same choices as
+        :func:`stochdyn.sweep`: ``workers`` an int (a local cluster of that many processes) or
+        ``"serial"``/0, ``client`` an existing ``distributed.Client``, ``scheduler`` the address of a
+        running scheduler. The result is bit-identical to the serial run (streams belong to global
+        replica ids). Default: run in this process. See :mod:`stochdyn.ensemble.shards`.
 
     Returns
     -------
@@ -137,6 +154,16 @@ def simulate(
             f"sd.EulerMaruyama(dt=..., temperature=...). Got {type(integrator).__name__}."
         )
     integrator.check_target(target)
+    if workers is not None or client is not None or scheduler is not None:
+        from .shards import simulate_sharded
+
+        return simulate_sharded(integrator, target, x0, n_replicas=n_replicas, n_steps=n_steps,
+                                record_every=record_every, rng=rng, replicas=replicas, chunk_steps=chunk_steps,
+                                progress=progress, store=store, resume=resume, until=until, workers=workers,
+                                client=client, scheduler=scheduler)
+    from ..stopping._run import StopTracker, check_until
+
+    until = check_until(until, integrator, target)
     ids = _replica_ids(n_replicas, replicas)
     R = ids.size
     n_steps = check_int("n_steps", n_steps, "simulate", ge=1)
@@ -198,6 +225,10 @@ def simulate(
     steps = np.arange(n_records, dtype=np.int64) * record_every
     times = integrator.time_of_step(steps)
     state = integrator.init_state(target, x0_arr, key.streams(ids))
+    tracker = None if until is None else StopTracker(until, integrator, target, state, variables, R)
+    if tracker is not None:
+        run["until"] = until.to_dict()
+        attrs.update(tracker.attrs())
     k = 0
     if store_path is None:
         recorder: Any = MemoryRecorder(variables, R, n_records)
@@ -207,12 +238,15 @@ def simulate(
         from .store import ZarrRecorder, fingerprint
 
         fp = fingerprint(integrator, target, run, key.attrs(), x0_arr, ids)
+        if tracker is not None:
+            fp["until"] = run["until"]
         if store_path.exists():
             recorder, k = ZarrRecorder.resume(store_path, variables, R, fp, state)
         else:
             c = ZarrRecorder.chunk_records_for(variables, R, record_every, n_records, chunk_steps, TARGET_CHUNK_WORK)
             template = build_dataset(variables, _lazy_template(variables, R, n_records), ids, steps, times,
-                                     integrator.time_long_name, integrator.time_units, state.arrays["diverged"], attrs)
+                                     integrator.time_long_name, integrator.time_units, state.arrays["diverged"], attrs,
+                                     extra=None if tracker is None else tracker.data_vars(state))
             recorder = ZarrRecorder.create(store_path, template, variables, R, c, fp)
         c = recorder.chunk_records
     c = max(1, min(int(c), n_records))
@@ -229,10 +263,15 @@ def simulate(
             first = 0
             if k == 0:
                 integrator.record(target, state, out, off)
+                if tracker is not None:
+                    tracker.initial(state, out, off)
                 first = 1
             n = (n_rec - first) * record_every
-            if n:
+            if n and tracker is not None:
+                tracker.advance(state, n, record_every, out, off + first)
+            elif n:
                 integrator.advance(target, state, n, record_every, out, off + first, block)
+            if n:
                 state.step += n
             recorder.commit(k, n_rec, state, _time.perf_counter() - t0)
             k += n_rec
@@ -253,12 +292,16 @@ def simulate(
             stacklevel=2,
         )
     attrs["n_diverged"] = n_div
+    if tracker is not None:
+        attrs["n_stopped"] = int(np.count_nonzero(state.arrays["stop_step"] >= 0))
     if store_path is not None:
-        recorder.finish(state, n_records, elapsed, {"n_diverged": n_div})
+        if tracker is not None:
+            tracker.write_store(store_path, state)
+        recorder.finish(state, n_records, elapsed, {k: attrs[k] for k in ("n_diverged", "n_stopped") if k in attrs})
         return recorder.result()
     attrs["elapsed_seconds"] = float(elapsed)
     return build_dataset(variables, recorder.data, ids, steps, times, integrator.time_long_name,
-                         integrator.time_units, diverged, attrs)
+                         integrator.time_units, diverged, attrs, extra=None if tracker is None else tracker.data_vars(state))
 
 
 def _lazy_template(variables: list, n_replicas: int, n_records: int) -> dict[str, Any]:
