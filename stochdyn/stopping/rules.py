@@ -44,11 +44,15 @@ def as_rows(x: Any) -> np.ndarray:
     return arr
 
 
+def _mean_rows(rows: np.ndarray) -> np.ndarray:
+    """Population means ``(R, d)`` summed in row order, as the compiled rules sum (bit-identical)."""
+    return np.cumsum(rows, axis=1)[:, -1, :] / rows.shape[1]
+
+
 def _energies(energy: Any, R: int) -> np.ndarray:
     if energy is None:
         return np.full(R, np.nan)
-    e = np.ascontiguousarray(np.broadcast_to(np.asarray(energy, dtype=np.float64), (R,)))
-    return e
+    return np.array(np.broadcast_to(np.asarray(energy, dtype=np.float64), (R,)), order="C")  # writable: one kernel type
 
 
 class Rule:
@@ -287,7 +291,7 @@ class Region(Rule):
                                   f"{type(integrator).__name__} on {target.name}. Got {self.coordinate}.")
 
     def holds(self, x: Any, energy: Any = None, target: Any = None) -> np.ndarray:
-        v = as_rows(x)[:, :, self.coordinate].mean(axis=1)
+        v = _mean_rows(as_rows(x))[:, self.coordinate]
         return v >= self.above if self.above is not None else v <= self.below
 
     def _part(self, target, aux):
@@ -323,11 +327,14 @@ class Ball(Rule):
                                   f"Got {self.center.size} entries.")
 
     def holds(self, x: Any, energy: Any = None, target: Any = None) -> np.ndarray:
-        m = as_rows(x).mean(axis=1)
-        return np.sum((m - self.center) ** 2, axis=-1) <= self.radius**2
+        c = _mean_rows(as_rows(x)) - self.center
+        s = np.zeros(c.shape[0])
+        for j in range(c.shape[1]):  # in coordinate order, as compiled
+            s += c[:, j] * c[:, j]
+        return s <= self.radius * self.radius
 
     def _part(self, target, aux):
-        return _c.OP_BALL, np.concatenate([[self.radius**2], self.center]), -1
+        return _c.OP_BALL, np.concatenate([[self.radius * self.radius], self.center]), -1
 
 
 @_register
@@ -529,7 +536,7 @@ class Basin(Rule):
     def holds(self, x: Any, energy: Any = None, target: Any = None) -> np.ndarray:
         land = self._land(target)
         r2, balls, h_max = self.geometry(land)
-        pts = as_rows(x).mean(axis=1)
+        pts = _mean_rows(as_rows(x))
         return np.array([_flow_in_basin(land, p, self.minimum, r2, balls, h_max, self.gtol, self.max_iter)
                          for p in pts], dtype=bool)
 
