@@ -27,11 +27,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if spec.sweep is not None:
         raise ValidationError(f"{spec.source} has a [sweep] table: run it with  stochdyn sweep {spec.source} --out STORE")
     progress = False if args.no_progress else None
+    if args.workers is not None and args.scheduler is not None:
+        raise ValidationError("give --workers or --scheduler, not both")
+    shards = {"workers": "serial" if args.workers == 0 else args.workers, "scheduler": args.scheduler}
     print(f"running {spec.name}: {spec.integrator!r} on {spec.target!r}", flush=True)
     if fmt == "zarr":  # stream into the store, with a checkpoint after every chunk
-        ds = run_spec(spec, progress=progress, store=out, resume=args.resume)
+        ds = run_spec(spec, progress=progress, store=out, resume=args.resume, **shards)
     else:
-        ds = run_spec(spec, progress=progress)
+        ds = run_spec(spec, progress=progress, **shards)
         save(ds, out)
     print(summarize(ds, spec.expected))
     print(f"wrote {out}")
@@ -49,6 +52,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     if spec.sweep is None:
         raise ValidationError(f"{spec.source} has no [sweep] table: add one, or use  stochdyn run")
+    if spec.until is not None:
+        raise ValidationError(f"{spec.source}: sweeps do not take an [until] rule yet; run each point with  stochdyn run")
     run = dict(spec.run)
     run.pop("progress", None)
     run.pop("chunk_steps", None)
@@ -128,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in the zarr store given by -o (bit-identical to an uninterrupted run)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="split the replicas into shards on this many local Dask worker processes (0: in this process)")
+    p.add_argument("--scheduler", default=None, help="run the shards on a running Dask scheduler at this address")
     p.set_defaults(handler=_cmd_run)
     p = sub.add_parser("sweep", help="run a spec with a [sweep] table: one ensemble per grid point")
     p.add_argument("spec", help="spec file with a [sweep] table")

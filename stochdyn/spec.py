@@ -75,6 +75,7 @@ class Spec:
     description: str = ""
     source: str = "<spec>"
     sweep: dict[str, list[Any]] | None = None
+    until: Any = None
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -96,7 +97,7 @@ def _fail(source: str, where: str, msg: str) -> SpecError:
 def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "<spec>") -> Spec:
     """Validate a spec given as a dict (as read from TOML)."""
     base_dir = Path(base_dir)
-    known = {"model", "integrator", "run", "expected", "sweep", *TARGET_BUILDERS}
+    known = {"model", "integrator", "run", "expected", "sweep", "until", *TARGET_BUILDERS}
     for key in data:
         if key not in known:
             raise _fail(source, f"[{key}]", f"unknown table; allowed tables: {', '.join(sorted(known))}")
@@ -175,8 +176,21 @@ def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "
         except ValueError as exc:
             raise _fail(source, f"[expected] {key}", str(exc)) from None
     grid = _parse_sweep(data["sweep"], source, integrator, target) if "sweep" in data else None
+    until = _parse_until(data["until"], source, integrator, target) if "until" in data else None
     return Spec(name=name, target=target, integrator=integrator, run=run, expected={k: float(v) for k, v in expected.items()},
-                description=str(model.get("description", "")), source=source, sweep=grid)
+                description=str(model.get("description", "")), source=source, sweep=grid, until=until)
+
+
+def _parse_until(table: Any, source: str, integrator: Integrator, target: Any) -> Any:
+    """``[until]`` (one rule: ``type = "Fixation"``, parameters) or ``[[until]]`` (rules combined with ``|``)."""
+    from .stopping import rule_from_dict
+
+    try:
+        rule = rule_from_dict(table)
+        rule.check_target(integrator, target)
+    except ValidationError as exc:
+        raise _fail(source, "[until]", str(exc)) from None
+    return rule
 
 
 def _parse_sweep(table: Any, source: str, integrator: Integrator, target: Any) -> dict[str, list[Any]]:
@@ -212,11 +226,13 @@ def _resolve_files(table: dict[str, Any], base_dir: Path, source: str, tname: st
     return table
 
 
-def run_spec(spec: Spec, progress: bool | None = None, store: str | Path | None = None, resume: bool = False):
+def run_spec(spec: Spec, progress: bool | None = None, store: str | Path | None = None, resume: bool = False,
+             workers: int | str | None = None, scheduler: str | None = None):
     """Simulate a spec and return the Dataset (the spec's name and source are added to the attributes).
 
     With ``store`` the run streams into that zarr store with checkpoints (and ``resume``
-    continues an interrupted one); see :func:`stochdyn.simulate`.
+    continues an interrupted one); ``workers``/``scheduler`` split the replicas into shards run on
+    Dask (bit-identical to the serial run); see :func:`stochdyn.simulate`.
     """
     from .ensemble.driver import simulate
 
@@ -224,6 +240,10 @@ def run_spec(spec: Spec, progress: bool | None = None, store: str | Path | None 
     seed = run.pop("seed", None)
     prog = run.pop("progress", progress)
     extra = {} if store is None else {"store": store, "resume": resume}
+    if workers is not None or scheduler is not None:
+        extra.update(workers=workers, scheduler=scheduler)
+    if spec.until is not None:
+        extra["until"] = spec.until
     ds = simulate(spec.integrator, spec.target, run.pop("x0", None), rng=seed, progress=prog, **run, **extra)
     ds.attrs["spec_name"] = spec.name
     ds.attrs["spec_source"] = spec.source

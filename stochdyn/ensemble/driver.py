@@ -154,13 +154,6 @@ def simulate(
             f"sd.EulerMaruyama(dt=..., temperature=...). Got {type(integrator).__name__}."
         )
     integrator.check_target(target)
-    if workers is not None or client is not None or scheduler is not None:
-        from .shards import simulate_sharded
-
-        return simulate_sharded(integrator, target, x0, n_replicas=n_replicas, n_steps=n_steps,
-                                record_every=record_every, rng=rng, replicas=replicas, chunk_steps=chunk_steps,
-                                progress=progress, store=store, resume=resume, until=until, workers=workers,
-                                client=client, scheduler=scheduler)
     from ..stopping._run import StopTracker, check_until
 
     until = check_until(until, integrator, target)
@@ -184,6 +177,13 @@ def simulate(
         raise ValidationError(f"The 'progress' parameter of simulate must be True, False or None. Got {progress!r}.")
     if not isinstance(resume, (bool, np.bool_)):
         raise ValidationError(f"The 'resume' parameter of simulate must be True or False. Got {resume!r}.")
+    if workers is not None or client is not None or scheduler is not None:
+        from .shards import simulate_sharded
+
+        return simulate_sharded(integrator, target, x0, ids=ids, replicas=replicas, n_steps=n_steps,
+                                record_every=record_every, rng=rng, chunk_steps=chunk_steps, progress=progress,
+                                store=store, resume=resume, until=until, workers=workers, client=client,
+                                scheduler=scheduler)
     store_path = None
     if store is not None:
         from ..io.files import _require

@@ -208,8 +208,13 @@ class StopTracker:
         }
 
     def attrs(self) -> dict[str, Any]:
-        """Attributes describing the rule (``until``: JSON)."""
-        return {"until": json.dumps(self.rule.to_dict()), "until_rules": json.dumps([str(r) for r in self.rule.rules])}
+        """Attributes describing the rule (:meth:`describe`)."""
+        return self.describe(self.rule)
+
+    @staticmethod
+    def describe(rule: Rule) -> dict[str, Any]:
+        """Attributes describing a rule: ``until`` (JSON of ``to_dict``) and ``until_rules`` (its parts, in words)."""
+        return {"until": json.dumps(rule.to_dict()), "until_rules": json.dumps([str(r) for r in rule.rules])}
 
     def write_store(self, path: Any, state: Any) -> None:
         """Write the final stop variables into a zarr store created with :meth:`data_vars` in its template."""
