@@ -53,6 +53,7 @@ RUN_KEYS: dict[str, str] = {
     "seed": "integer >= 0",
     "x0": "a point [x_0, ..., x_{d-1}] or one point per replica",
     "x0_file": "path of a .npy file with x0 (relative to the spec)",
+    "x0_population": "one population [[x_0, ...], ...] (population_size rows) given to every replica",
     "chunk_steps": "integer >= 1",
     "progress": "true or false",
 }
@@ -148,8 +149,15 @@ def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "
                 raise _fail(source, f"[run] {key}", f"must be an integer >= {lo}; got {v!r}")
     if "progress" in run and not isinstance(run["progress"], bool):
         raise _fail(source, "[run] progress", f"must be true or false; got {run['progress']!r}")
-    if "x0" in run and "x0_file" in run:
-        raise _fail(source, "[run]", "give x0 or x0_file, not both")
+    if sum(k in run for k in ("x0", "x0_file", "x0_population")) > 1:
+        raise _fail(source, "[run]", "give one of x0, x0_file or x0_population")
+    if "x0_population" in run:
+        pop = np.asarray(run.pop("x0_population"), dtype=float)
+        n = getattr(integrator, "population_size", None)
+        if n is None or pop.ndim != 2 or pop.shape[0] != n:
+            raise _fail(source, "[run] x0_population", f"needs a population integrator and {n} rows (population_size) "
+                        f"of the dimension; got shape {pop.shape}")
+        run["x0"] = np.broadcast_to(pop, (int(run["n_replicas"]),) + pop.shape)
     if "x0_file" in run:
         f = base_dir / str(run.pop("x0_file"))
         if not f.is_file():
@@ -255,28 +263,66 @@ def run_spec(spec: Spec, progress: bool | None = None, store: str | Path | None 
 
 
 # -- observables of the final record, for [expected] and the run summary ------------------------
-_OBS = re.compile(r"^(mean|var|p_positive)_x(\d+)$|^(mean_energy)$")
+_OBS = re.compile(r"^(?:(mean|var|p_positive)_x(\d+)|(mean_energy|fixation_probability|fixation_time|mean_hitting_time"
+                  r"|stopped_fraction))(?:__\w+)?$")
 
 
 def _parse_observable(name: str, dim: int) -> tuple[str, int | None]:
     m = _OBS.match(name)
     if not m:
-        raise ValueError("unknown observable; use mean_x<i>, var_x<i>, p_positive_x<i> or mean_energy")
+        raise ValueError("unknown observable; use mean_x<i>, var_x<i>, p_positive_x<i>, mean_energy, or for runs "
+                         "with [until]: fixation_probability, fixation_time, mean_hitting_time, stopped_fraction "
+                         "(any of them with a suffix __label to print one value several times, e.g. "
+                         "fixation_probability__kimura)")
     if m.group(3):
-        return "mean_energy", None
+        return m.group(3), None
     i = int(m.group(2))
     if i >= dim:
         raise ValueError(f"coordinate {i} does not exist in dimension {dim}")
     return m.group(1), i
 
 
+#: observables of runs with [until]
+_STOP_KINDS = ("fixation_probability", "fixation_time", "mean_hitting_time", "stopped_fraction")
+
+
+def _estimate_of(func: Callable, value: str = "value", se: str = "standard_error") -> Callable:
+    def get(ds) -> tuple[float, float]:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # censoring is reported by the run summary
+            est = func(ds)
+        return float(est[value]), float(est[se])
+
+    return get
+
+
+def _stopped_fraction(ds) -> tuple[float, float]:
+    p = float(ds["stopped"].mean())
+    n = ds.sizes["replica"]
+    return p, math.sqrt(max(p * (1 - p), 1.0 / n) / n)
+
+
+def _stop_observables() -> dict[str, Callable]:
+    from .analysis import fixation_probability, hitting_times
+
+    return {"fixation_probability": _estimate_of(fixation_probability),
+            "fixation_time": _estimate_of(fixation_probability, "fixation_time", "fixation_time_standard_error"),
+            "mean_hitting_time": _estimate_of(hitting_times), "stopped_fraction": _stopped_fraction}
+
+
 def observable(ds, name: str) -> tuple[float, float]:
     """An ensemble statistic of the final record and its standard error over independent replicas.
 
     ``mean_x<i>``, ``var_x<i>`` (SE from the fourth central moment), ``p_positive_x<i>``
-    (binomial SE) and ``mean_energy``; diverged replicas are excluded.
+    (binomial SE) and ``mean_energy``; diverged replicas are excluded. Runs with ``[until]``:
+    ``fixation_probability`` and ``fixation_time`` (:func:`stochdyn.analysis.fixation_probability`),
+    ``mean_hitting_time`` (:func:`stochdyn.analysis.hitting_times`) and ``stopped_fraction``.
     """
     kind, i = _parse_observable(name, ds.sizes.get("dim", 0))
+    if kind in _STOP_KINDS:
+        return _stop_observables()[kind](ds)
     live = ~ds["diverged"].values
     if kind == "mean_energy":
         v = ds["energy"].isel(time=-1).values[live]
@@ -309,6 +355,8 @@ def summarize(ds, expected: dict[str, float] | None = None) -> str:
         f"includes compiling the kernels), seed {ds.attrs.get('seed')}",
         f"diverged replicas: {int(ds['diverged'].sum())}",
     ]
+    if "stopped" in ds:
+        lines.append(_stop_summary(ds))
     if "x" in ds and "dim" in ds["x"].dims and ds["x"].ndim == 3:
         for i in range(min(ds.sizes["dim"], 4)):
             m, se = observable(ds, f"mean_x{i}")
@@ -321,3 +369,28 @@ def summarize(ds, expected: dict[str, float] | None = None) -> str:
             z = (sim - val) / se if se > 0 else float("inf")
             lines.append(f"  {key:<16} simulated {sim:.5g} ± {se:.2g}   expected {val:.5g}   z = {z:+.2f}")
     return "\n".join(lines)
+
+
+def _stop_summary(ds) -> str:
+    """One line on a run with [until]: how many stopped, and the mean hitting time."""
+    import json
+
+    from .analysis import hitting_times
+
+    n, k = ds.sizes["replica"], int(ds["stopped"].sum())
+    rule = " | ".join(json.loads(ds.attrs.get("until_rules", "[]"))) or "the rule"
+    line = f"stopped ({rule}): {k} of {n} replicas, {n - k} censored at the end"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ht = hitting_times(ds)
+    units = ds["time"].attrs.get("units", "")
+    units = "" if units == "1" else units
+    out = [line, f"  mean hitting time {float(ht['value']):.5g} ± {float(ht['standard_error']):.2g} {units} "
+                 f"({ht.attrs['method']})"]
+    for k, name in enumerate(ht["rule_name"].values):
+        if int(ht["rule_count"][k]):
+            out.append(f"  stopped by {name}: {int(ht['rule_count'][k])}, mean time {float(ht['conditional_mean'][k]):.5g}"
+                       f" ± {float(ht['conditional_standard_error'][k]):.2g} {units}")
+    return "\n".join(out)

@@ -79,7 +79,9 @@ def hitting_times(ds: xr.Dataset, *, tail_start: float | None = None, confidence
       nothing is censored, else empirical up to ``tail_start`` (default :math:`\tau/2`) with an
       exponential tail fitted to the events after it (:func:`~stochdyn.analysis.censored_mean`, which
       says why a constant hazard is the right tail for absorption and escape, and how to check it);
-      ``restricted_mean`` is :math:`E[\min(T,\tau)]`, model-free and biased low;
+      ``restricted_mean`` is :math:`E[\min(T,\tau)]`, model-free and biased low. When no replica stops
+      after the tail start (e.g. optimisation runs stuck for good, for which :math:`E[T] = \infty`) the
+      mean is NaN, with a warning, and the rest is still returned;
     * ``conditional_mean`` / ``conditional_standard_error`` along dimension ``rule`` — the mean time of
       the replicas stopped by each part of the rule (e.g. the conditional fixation and loss times of
       ``Fixation(allele=1) | Fixation(allele=0)``), with ``rule_count``. These condition on stopping
@@ -92,7 +94,15 @@ def hitting_times(ds: xr.Dataset, *, tail_start: float | None = None, confidence
     duration, reached, horizon, live = _stop_data(ds, owner)
     duration, reached = duration[live], reached[live]
     units = _time_units(ds)
-    r = censored_mean(duration, reached, tail_start)
+    try:
+        r = censored_mean(duration, reached, tail_start)
+    except ValidationError as exc:  # e.g. runs that never get there: E[T] is not identified (or infinite)
+        if duration.size < 2:
+            raise
+        warnings.warn(f"hitting_times: no mean hitting time: {exc}", stacklevel=2)
+        r = dict(value=np.nan, standard_error=np.nan, restricted_mean=float(duration.mean()),
+                 n_events=int(reached.sum()), n_censored=int((~reached).sum()), tail_start=np.nan, tail_rate=np.nan,
+                 method=f"not identified: {exc}")
     times, S, se, lo, hi = kaplan_meier(duration, reached, confidence)
     labels = _rule_labels(ds)
     rule = np.asarray(ds["stop_rule"].values)[live] if "stop_rule" in ds else np.where(reached, 0, -1)

@@ -323,7 +323,8 @@ def censored_mean(duration: Any, reached: Any, tail_start: float | None = None) 
     c = (hit & (D > t0)).astype(float)
     if c.sum() == 0:
         raise ValidationError(f"No event after the tail start t0 = {t0:g} ({int((~hit).sum())} of {n} censored): the "
-                              "rate of the tail cannot be estimated. Run longer, or lower tail_start.")
+                              "rate of the tail cannot be estimated. Run longer, or lower tail_start (if some never get "
+                              "there, the mean is infinite).")
     am, bm, em, cm = a.mean(), b.mean(), e.mean(), c.mean()
     value = am + bm * em / cm
     z = a + (em / cm) * b + (bm / cm) * e - (bm * em / cm**2) * c
