@@ -1,14 +1,16 @@
 """``simulate(..., until=RULE)`` at the driver level, without kernel hooks (phase 1 of issue 12).
 
-:class:`StopTracker` advances the *live* replicas one step per kernel call (with a one-record
-scratch buffer, so every call stays inside the integrator protocol: ``n_steps = record_every = 1``),
-evaluates the compiled rule on each live replica after every step, and removes the replicas whose
-rule holds from the work (their state rows are written back once and never touched again, so their
-random streams are untouched). Records of a stopped replica repeat the record of its stop step.
+:class:`StopTracker` advances the replicas that have not stopped one step per kernel call (a record is
+asked for exactly at the run's record steps, so kernels compute what they compute for records at the
+same steps as in a run without a rule), evaluates the compiled rule on each of them after every step,
+and stops those whose rule holds: their state rows are written back once (so their random streams are
+untouched), and their later records are :meth:`Integrator.record` of that final state at the stop
+step. Stopped rows are dropped from the work set once they are an eighth of it (compaction copies the
+set), so the cost follows the live replicas.
 
 It defines the results that kernel-side stopping (phase 2) must reproduce bit for bit, and it is the
-reference the tests compare against; it is slower than a kernel check (one kernel call, one record
-and one rule evaluation per step) but its cost already follows the live replicas.
+reference the tests compare against; it is slower per step than a check inside the kernels (one kernel
+call and one rule evaluation per step).
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ class StopTracker:
             state.arrays[_RECORD_PREFIX + v.name][ids] = out[v.name][:, 0]
 
     def _rows(self, work: Any, mask: np.ndarray) -> Any:
-        """A State of the rows ``mask`` of ``work`` (copies)."""
+        """A State of the rows ``mask`` (indices or a boolean mask) of ``work`` (copies)."""
         from ..integrators.base import State
 
         return State(arrays={k: (v[mask] if k in self.array_keys else v) for k, v in work.arrays.items()},
@@ -135,8 +137,9 @@ class StopTracker:
         from ..ensemble.driver import block_size
 
         stop_step = state.arrays["stop_step"]
-        live = np.flatnonzero(stop_step < 0)
-        work = self._gather(state, live)
+        ids = np.flatnonzero(stop_step < 0)  # rows of the work set (positions in the full state)
+        alive = np.ones(ids.size, dtype=bool)  # stopped rows stay in the work set until it is compacted
+        work = self._gather(state, ids)
         k = k0
         for s in range(n_steps):
             # one kernel call per step: a small one runs on one thread, as waking a second thread costs
@@ -144,7 +147,7 @@ class StopTracker:
             numba.set_num_threads(1 if work.arrays["x"].size < _SMALL_STEP else threads)
             step = state.step + s + 1
             is_record = step % record_every == 0
-            n = live.size
+            n = ids.size
             rec = {name: b[:n] for name, b in self._buf.items()}
             if n:
                 # records (and what kernels compute only for them) exactly at the run's record steps
@@ -153,22 +156,27 @@ class StopTracker:
             if is_record:
                 frozen = np.flatnonzero(stop_step >= 0)
                 for v in self.variables:
-                    out[v.name][live, k] = rec[v.name][:, 0]
+                    out[v.name][ids[alive], k] = rec[v.name][alive, 0]
                     out[v.name][frozen, k] = state.arrays[_RECORD_PREFIX + v.name][frozen]
                 k += 1
             if not n:
                 continue
             codes = self._codes(work)
-            hit = codes > 0
-            if hit.any():
-                self._stop(state, live[hit], codes[hit], self._rows(work, hit))
+            hit = np.flatnonzero((codes > 0) & alive)
+            if hit.size:
+                numba.set_num_threads(1)  # the record of a few stopped rows: not worth waking a thread
+                self._stop(state, ids[hit], codes[hit], self._rows(work, hit))
                 for key in self.array_keys:  # their final state, written once
-                    state.arrays[key][live[hit]] = work.arrays[key][hit]
-                keep = ~hit
-                live = live[keep]
-                work = self._take(state, work, keep)
+                    state.arrays[key][ids[hit]] = work.arrays[key][hit]
+                alive[hit] = False
+            # stopped rows are advanced (and ignored) until they are an eighth of the work set: compacting
+            # copies the whole set, so it is done only that often
+            if 8 * (ids.size - np.count_nonzero(alive)) > ids.size:
+                ids = ids[alive]
+                work = self._take(state, work, alive)
+                alive = np.ones(ids.size, dtype=bool)
         for key in self.array_keys:
-            state.arrays[key][live] = work.arrays[key]
+            state.arrays[key][ids[alive]] = work.arrays[key][alive]
 
     def _gather(self, state: Any, live: np.ndarray) -> Any:
         from ..integrators.base import State

@@ -122,7 +122,7 @@ def test_censored_mean_standard_error_is_calibrated():
 def test_bad_inputs():
     with pytest.raises(sd.ValidationError, match="made with sd.simulate\\(..., until=RULE\\)"):
         A.hitting_times(xr.Dataset({"x": ("replica", [1.0])}))
-    ds = _stopped_run(np.array([0.2, 5.0, 6.0, 7.0]), 1.0)
+    ds = _stopped_run(np.array([0.2, 5.0, 6.0, 7.0]), 1.0, dt=0.1)
     with pytest.warns(UserWarning, match="No event after the tail start"):
         ht = A.hitting_times(ds)
     assert np.isnan(float(ht["value"])) and int(ht["rule_count"][0]) == 1 and ht["survival"].size == 2
