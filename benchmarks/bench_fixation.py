@@ -29,6 +29,7 @@ import numba
 import numpy as np
 
 import stochdyn as sd
+from bench_wright_fisher import timed  # best of `repeat` calls (this folder is on sys.path)
 
 N, R_FIT = 100, 1.05
 
@@ -37,15 +38,6 @@ def population(R: int) -> np.ndarray:
     x0 = np.zeros((R, N, 1))
     x0[:, 0, 0] = 1.0
     return x0
-
-
-def timed(fn, repeat: int):
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main() -> None:
