@@ -44,8 +44,9 @@ rules never recompile a kernel. The kernel-side contract is in ``docs/design.md`
 """
 
 from ._compiled import RULE_SIG
-from .rules import RULES, AnyOf, Ball, Basin, CompiledRule, EnergyBelow, Fixation, Region, Rule, rule_from_dict
+from .rules import (NO_RULE_ARGS, RULES, AnyOf, Ball, Basin, CompiledRule, EnergyBelow, Fixation, Region, Rule,
+                    rule_from_dict)
 from .user import rule
 
 __all__ = ["Rule", "Fixation", "Region", "Ball", "Basin", "EnergyBelow", "AnyOf", "rule", "rule_from_dict",
-           "CompiledRule", "RULE_SIG", "RULES"]
+           "CompiledRule", "RULE_SIG", "RULES", "NO_RULE_ARGS"]

@@ -22,7 +22,7 @@ from .._validation import ValidationError, check_array, check_int, check_real
 from . import _compiled as _c
 
 __all__ = ["Rule", "Fixation", "Region", "Ball", "Basin", "EnergyBelow", "AnyOf", "CompiledRule", "rule_from_dict",
-           "RULES"]
+           "RULES", "NO_RULE_ARGS"]
 
 #: rule type name -> class, for specs and for rebuilding a rule from Dataset attributes
 RULES: dict[str, type] = {}
@@ -158,6 +158,11 @@ class CompiledRule:
         """Zeroed scratch, one row per unit of parallel work."""
         return np.zeros((max(1, int(units)), self.n_work))
 
+    def kernel_args(self, state: Any, units: int) -> tuple:
+        """The six trailing kernel arguments of the contract (docs/design.md, "Stopping rules"):
+        ``(fn, theta, aux, work, stop_step, stop_rule)`` for a State made by ``simulate(until=...)``."""
+        return (self.fn, self.theta, self.aux, self.work(units), state.arrays["stop_step"], state.arrays["stop_rule"])
+
     def evaluate(self, x: Any, energy: Any = None) -> np.ndarray:
         """Compiled evaluation for every replica: 0, or 1 + the index of the rule that holds; int64 ``(R,)``."""
         rows = as_rows(x)
@@ -166,6 +171,12 @@ class CompiledRule:
         if R:
             _c.evaluate_rows(self.fn, self.theta, self.aux, rows, _energies(energy, R), self.work(R), out)
         return out
+
+
+#: the six trailing kernel arguments when there is no rule: ``until_fn=None`` (Numba prunes every branch
+#: that uses it) and size-1 placeholders of the types the arguments have with a rule
+NO_RULE_ARGS = (None, np.zeros(1), np.zeros(1, dtype=np.int64), np.zeros((1, 1)), np.full(1, -1, dtype=np.int64),
+                np.full(1, -1, dtype=np.int64))
 
 
 # -------------------------------------------------------------------------------------------------

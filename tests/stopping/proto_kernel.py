@@ -78,6 +78,7 @@ def em_until(fn, theta, x, grad, energy, rng, diverged, sigma, dt, step0, n_step
 def run(integ, land, x0, n_replicas, n_steps, record_every, rng, until=None, chunk=None, block=8):
     """A minimal driver around :func:`em_until`: returns (records x, energy, stop_step, stop_rule, rng words).
     Frozen replicas' later records are filled by the driver from their frozen state (as Integrator.record would)."""
+    import stochdyn as sd
     from stochdyn.random.streams import stream_key
 
     R, d = n_replicas, land.dim
@@ -88,13 +89,16 @@ def run(integ, land, x0, n_replicas, n_steps, record_every, rng, until=None, chu
     sigma, _, _ = integ.noise(d)
     n_rec = n_steps // record_every + 1
     out_x, out_e = np.full((R, n_rec, d), np.nan), np.full(R * n_rec, np.nan).reshape(R, n_rec)
-    stop_step, stop_rule = np.full(R, -1, np.int64), np.full(R, -1, np.int64)
     nblocks = (R + block - 1) // block
     if until is None:
-        fn, th, aux, work = None, np.zeros(1), np.zeros(1, np.int64), np.zeros((1, 1))
+        hooks = sd.stopping.NO_RULE_ARGS
     else:
+        from stochdyn.integrators.base import State
+
         c = until.compile(land)
-        fn, th, aux, work = c.fn, c.theta, c.aux, c.work(nblocks)
+        state = State(arrays={"stop_step": np.full(R, -1, np.int64), "stop_rule": np.full(R, -1, np.int64)})
+        hooks = c.kernel_args(state, nblocks)
+    stop_step, stop_rule = hooks[4], hooks[5]
     out_x[:, 0] = x
     out_e[:, 0] = land.value(x)
     if until is not None:  # the initial state, checked by the driver
@@ -106,7 +110,7 @@ def run(integ, land, x0, n_replicas, n_steps, record_every, rng, until=None, chu
     while step < n_steps:
         n = min(chunk, n_steps - step)
         em_until(land.compiled, land.theta, x, grad, energy, words, diverged, sigma, integ.dt, step, n, record_every,
-                 out_x, out_e, k, block, fn, th, aux, work, stop_step, stop_rule)
+                 out_x, out_e, k, block, *hooks)
         step += n
         k += n // record_every
     steps = np.arange(n_rec) * record_every

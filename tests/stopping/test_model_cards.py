@@ -41,3 +41,15 @@ def test_until_tables_are_checked():
         parse_spec({**data, "run": {**data["run"], "x0_population": [[0.0]]}})
     spec = parse_spec({**data, "until": [{"type": "Region", "above": 1.0}, {"type": "Region", "below": -1.0}]})
     assert len(spec.until.rules) == 2
+
+
+def test_cli_run_takes_workers_and_scheduler(tmp_path, capsys):
+    from stochdyn.cli import main
+
+    text = (MODELS / "mfpt_sharp_flat_reverse.toml").read_text()
+    spec = tmp_path / "card.toml"
+    spec.write_text(text.replace("n_replicas = 4000", "n_replicas = 30").replace("n_steps = 12000", "n_steps = 2000"))
+    assert main(["run", str(spec), "-o", str(tmp_path / "a.nc"), "--workers", "0", "--no-progress"]) == 0
+    assert "stopped (x[0] <= -1.45443)" in capsys.readouterr().out
+    assert main(["run", str(spec), "-o", str(tmp_path / "b.nc"), "--workers", "2", "--scheduler", "tcp://x:1"]) == 2
+    assert "give --workers or --scheduler, not both" in capsys.readouterr().err
