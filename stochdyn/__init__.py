@@ -49,6 +49,8 @@ from .integrators import CMAES, CSAES, SNES, XNES, GeneticAlgorithm, OnePlusOneE
 __all__ += ["OnePlusOneES", "CSAES", "CMAES", "SepCMAES", "XNES", "SNES", "OpenES", "GeneticAlgorithm"]
 from . import analysis, plot  # noqa: E402  (importing analysis registers the ds.sd accessor)
 __all__ += ["analysis", "plot"]
+from . import stopping  # noqa: E402
+__all__ += ["stopping"]
 
 
 def __getattr__(name: str):

@@ -110,15 +110,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         old = temp_path(target, ".old")  # set aside: removed once the new store exists, put back if it never does
         os.rename(target, old)
     progress = False if args.no_progress else None
+    if args.workers is not None and args.scheduler is not None:
+        raise ValidationError("give --workers or --scheduler, not both")
+    shards = {"workers": "serial" if args.workers == 0 else args.workers, "scheduler": args.scheduler}
     from .spec import _relative  # paths in the attributes are relative (or bare names), never the user's absolute path
 
     history = "stochdyn " + shlex.join(_relative(a) if a in (args.spec, args.output) else a for a in args.argv)
     _say(f"running {spec.name}: {spec.integrator!r} on {spec.target!r}")
     try:
         if is_store:  # stream into the store, with a checkpoint after every chunk
-            ds = run_spec(spec, progress=progress, store=target, resume=args.resume, history=history)
+            ds = run_spec(spec, progress=progress, store=target, resume=args.resume, history=history, **shards)
         else:
-            ds = run_spec(spec, progress=progress, history=history)
+            ds = run_spec(spec, progress=progress, history=history, **shards)
     except BaseException as exc:
         if old is not None:
             if target.exists():
@@ -171,6 +174,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     if spec.sweep is None:
         raise ValidationError(f"{spec.source} has no [sweep] table: add one, or use  stochdyn run")
+    if spec.until is not None:
+        raise ValidationError(f"{spec.source}: sweeps do not take an [until] rule yet; run each point with  stochdyn run")
     run = dict(spec.run)
     run.pop("progress", None)
     run.pop("chunk_steps", None)
@@ -278,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in the zarr store given by -o (bit-identical to an uninterrupted run)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="split the replicas into shards on this many local Dask worker processes (0: in this process)")
+    p.add_argument("--scheduler", default=None, help="run the shards on a running Dask scheduler at this address")
     p.set_defaults(handler=_cmd_run)
     p = sub.add_parser("sweep", help="run a spec with a [sweep] table: one ensemble per grid point",
                        epilog=EXAMPLES["sweep"], formatter_class=fmt,

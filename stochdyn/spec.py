@@ -56,6 +56,7 @@ RUN_KEYS: dict[str, str] = {
     "seed": "integer >= 0",
     "x0": "a point [x_0, ..., x_{d-1}] or one point per replica",
     "x0_file": "path of a .npy file with x0 (relative to the spec)",
+    "x0_population": "one population [[x_0, ...], ...] (population_size rows) given to every replica",
     "chunk_steps": "integer >= 1",
     "progress": "true or false",
 }
@@ -81,6 +82,7 @@ class Spec:
     source: str = "<spec>"
     sweep: dict[str, list[Any]] | None = None
     reference: str = ""
+    until: Any = None
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -166,7 +168,7 @@ def _check_integrator_table(source: str, table: dict[str, Any]) -> None:
 def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "<spec>") -> Spec:
     """Validate a spec given as a dict (as read from TOML)."""
     base_dir = Path(base_dir)
-    known = {"model", "integrator", "run", "expected", "sweep", *TARGET_BUILDERS}
+    known = {"model", "integrator", "run", "expected", "sweep", "until", *TARGET_BUILDERS}
     for key in data:
         if key not in known:
             raise _unknown(source, f"[{key}]", key, sorted(known), "unknown table")
@@ -229,8 +231,15 @@ def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "
                 raise _fail(source, f"[run] {key}", f"must be an integer <= {MAX_INT} (2**63 - 1); got {v!r}")
     if "progress" in run and not isinstance(run["progress"], bool):
         raise _fail(source, "[run] progress", f"must be true or false; got {run['progress']!r}")
-    if "x0" in run and "x0_file" in run:
-        raise _fail(source, "[run]", "give x0 or x0_file, not both")
+    if sum(k in run for k in ("x0", "x0_file", "x0_population")) > 1:
+        raise _fail(source, "[run]", "give one of x0, x0_file or x0_population")
+    if "x0_population" in run:
+        pop = np.asarray(run.pop("x0_population"), dtype=float)
+        n = getattr(integrator, "population_size", None)
+        if n is None or pop.ndim != 2 or pop.shape[0] != n:
+            raise _fail(source, "[run] x0_population", f"needs a population integrator and {n} rows (population_size) "
+                        f"of the dimension; got shape {pop.shape}")
+        run["x0"] = np.broadcast_to(pop, (int(run["n_replicas"]),) + pop.shape)
     if "x0_file" in run:
         f = base_dir / str(run.pop("x0_file"))
         if not f.is_file():
@@ -257,9 +266,22 @@ def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "
         except ValueError as exc:
             raise _fail(source, f"[expected] {key}", str(exc)) from None
     grid = _parse_sweep(data["sweep"], source, integrator, target) if "sweep" in data else None
+    until = _parse_until(data["until"], source, integrator, target) if "until" in data else None
     return Spec(name=name, target=target, integrator=integrator, run=run, expected={k: float(v) for k, v in expected.items()},
                 description=str(model.get("description", "")), source=source, sweep=grid,
-                reference=str(model.get("reference", "")))
+                reference=str(model.get("reference", "")), until=until)
+
+
+def _parse_until(table: Any, source: str, integrator: Integrator, target: Any) -> Any:
+    """``[until]`` (one rule: ``type = "Fixation"``, parameters) or ``[[until]]`` (rules combined with ``|``)."""
+    from .stopping import rule_from_dict
+
+    try:
+        rule = rule_from_dict(table)
+        rule.check_target(integrator, target)
+    except ValidationError as exc:
+        raise _fail(source, "[until]", str(exc)) from None
+    return rule
 
 
 def _parse_sweep(table: Any, source: str, integrator: Integrator, target: Any) -> dict[str, list[Any]]:
@@ -339,13 +361,14 @@ def _relative_file_keys(attrs: dict[str, Any], spec: Spec) -> dict[str, Any]:
 
 
 def run_spec(spec: Spec, progress: bool | None = None, store: str | Path | None = None, resume: bool = False,
-             history: str | None = None):
+             history: str | None = None, workers: int | str | None = None, scheduler: str | None = None):
     """Simulate a spec and return the Dataset, with the spec's provenance in its attributes.
 
     Added attributes: ``spec_name``, ``spec_source`` (relative path), ``comment`` and ``references``
     (the model card's description and reference) and, if given, ``history`` (e.g. the command line).
     With ``store`` the run streams into that zarr store with checkpoints (and ``resume``
-    continues an interrupted one); see :func:`stochdyn.simulate`.
+    continues an interrupted one); ``workers``/``scheduler`` split the replicas into shards run on
+    Dask (bit-identical to the serial run); see :func:`stochdyn.simulate`.
     """
     from .ensemble.driver import simulate
 
@@ -353,6 +376,10 @@ def run_spec(spec: Spec, progress: bool | None = None, store: str | Path | None 
     seed = run.pop("seed", None)
     prog = run.pop("progress", progress)
     extra = {} if store is None else {"store": store, "resume": resume}
+    if workers is not None or scheduler is not None:
+        extra.update(workers=workers, scheduler=scheduler)
+    if spec.until is not None:
+        extra["until"] = spec.until
     ds = simulate(spec.integrator, spec.target, run.pop("x0", None), rng=seed, progress=prog, **run, **extra)
     new = {**spec_attrs(spec, history), **_relative_file_keys(ds.attrs, spec)}
     ds.attrs.update(new)
@@ -369,6 +396,8 @@ _VAR = re.compile(r"^(mean|var)_([a-z][a-z0-9_]*?)(?:_x(\d+))?$")
 _STEP = re.compile(r"^(.*)_step(\d+)$")
 #: the state of a population or evolution-strategy replica: its population (or search) mean
 _POP_MEAN = ("population_mean", "mean")
+#: an optional suffix ``__label`` prints one observable several times (e.g. ``fixation_probability__kimura``)
+_LABEL = re.compile(r"^(.*?)__\w+$")
 
 
 def _parse_observable(name: str, dim: int, variables: dict[str, tuple[str, ...]] | None = None,
@@ -378,6 +407,11 @@ def _parse_observable(name: str, dim: int, variables: dict[str, tuple[str, ...]]
     ``variables`` maps the run's per-replica variables to their extra dimensions (from the
     integrator); without it any variable name is accepted.
     """
+    m = _LABEL.match(name)
+    if m:
+        name = m.group(1)
+    if name in _STOP_KINDS:
+        return name, None, None, None
     step = None
     m = _STEP.match(name)
     if m:
@@ -393,7 +427,9 @@ def _parse_observable(name: str, dim: int, variables: dict[str, tuple[str, ...]]
         raise ValueError("unknown observable; use mean_x<i>, var_x<i>, p_positive_x<i> (the state, or a "
                          "population's mean), mean_<variable>, var_<variable> or mean_<variable>_x<i>, "
                          "var_<variable>_x<i> (a recorded variable), "
-                         "each optionally with _step<k> (at step k instead of the last)")
+                         "each optionally with _step<k> (at step k instead of the last), or for runs with "
+                         "[until]: fixation_probability, fixation_time, mean_hitting_time, stopped_fraction; "
+                         "any of them with a suffix __label to print one value several times")
     kind, var, i = m.group(1), m.group(2), None if m.group(3) is None else int(m.group(3))
     if variables is not None:
         if var not in variables:
@@ -425,6 +461,36 @@ def _state(ds) -> Any:
     raise ValueError("the run records neither x (replica, time, dim) nor a population mean")
 
 
+#: observables of runs with [until]
+_STOP_KINDS = ("fixation_probability", "fixation_time", "mean_hitting_time", "stopped_fraction")
+
+
+def _estimate_of(func: Callable, value: str = "value", se: str = "standard_error") -> Callable:
+    def get(ds) -> tuple[float, float]:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # censoring is reported by the run summary
+            est = func(ds)
+        return float(est[value]), float(est[se])
+
+    return get
+
+
+def _stopped_fraction(ds) -> tuple[float, float]:
+    p = float(ds["stopped"].mean())
+    n = ds.sizes["replica"]
+    return p, math.sqrt(max(p * (1 - p), 1.0 / n) / n)
+
+
+def _stop_observables() -> dict[str, Callable]:
+    from .analysis import fixation_probability, hitting_times
+
+    return {"fixation_probability": _estimate_of(fixation_probability),
+            "fixation_time": _estimate_of(fixation_probability, "fixation_time", "fixation_time_standard_error"),
+            "mean_hitting_time": _estimate_of(hitting_times), "stopped_fraction": _stopped_fraction}
+
+
 def observable(ds, name: str) -> tuple[float, float]:
     """An ensemble statistic of the final record (or of step k with ``_step<k>``) and its standard error
     over independent replicas.
@@ -433,9 +499,13 @@ def observable(ds, name: str) -> tuple[float, float]:
     of the state — positions or parameters, or for population and evolution-strategy runs the
     population (search) mean; ``mean_<variable>``, ``var_<variable>`` and ``mean_<variable>_x<i>``,
     ``var_<variable>_x<i>`` of a recorded per-replica variable (``mean_energy``, ``mean_best_energy``,
-    ``mean_sigma``, ``mean_variance_x1``, ``var_v_x0``, ...). Diverged replicas are excluded.
+    ``mean_sigma``, ``mean_variance_x1``, ``var_v_x0``, ...). Diverged replicas are excluded. Runs with
+    ``[until]``: ``fixation_probability`` and ``fixation_time`` (:func:`stochdyn.analysis.fixation_probability`),
+    ``mean_hitting_time`` (:func:`stochdyn.analysis.hitting_times`) and ``stopped_fraction``.
     """
     kind, i, var, step = _parse_observable(name, ds.sizes.get("dim", 0))
+    if kind in _STOP_KINDS:
+        return _stop_observables()[kind](ds)
     live = ~ds["diverged"].values
     da = _state(ds) if var is None else ds[var]
     if step is None:
@@ -497,6 +567,8 @@ def summarize(ds, expected: dict[str, float] | None = None) -> str:
         f"in {secs:.2f} s ({rate:.3g} replica-steps/s{note}), seed {ds.attrs.get('seed')}",
         f"diverged replicas: {int(ds['diverged'].sum())}",
     ]
+    if "stopped" in ds:
+        lines.append(_stop_summary(ds))
     if int(ds["diverged"].sum()) == R:
         lines.append("every replica diverged: no statistics of the final state (see the divergence warning for the likely cause)")
         if expected:
@@ -527,3 +599,28 @@ def summarize(ds, expected: dict[str, float] | None = None) -> str:
             z = (sim - val) / se if se > 0 else (float("nan") if math.isnan(se) else float("inf"))
             lines.append(f"  {key:<28} simulated {format_estimate(sim, se):<24} expected {val:.6g}   z = {z:+.2f}")
     return "\n".join(lines)
+
+
+def _stop_summary(ds) -> str:
+    """One line on a run with [until]: how many stopped, and the mean hitting time."""
+    import json
+
+    from .analysis import hitting_times
+
+    n, k = ds.sizes["replica"], int(ds["stopped"].sum())
+    rule = " | ".join(json.loads(ds.attrs.get("until_rules", "[]"))) or "the rule"
+    line = f"stopped ({rule}): {k} of {n} replicas, {n - k} censored at the end"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ht = hitting_times(ds)
+    units = ds["time"].attrs.get("units", "")
+    units = "" if units == "1" else units
+    out = [line, f"  mean hitting time {float(ht['value']):.5g} ± {float(ht['standard_error']):.2g} {units} "
+                 f"({ht.attrs['method']})"]
+    for k, name in enumerate(ht["rule_name"].values):
+        if int(ht["rule_count"][k]):
+            out.append(f"  stopped by {name}: {int(ht['rule_count'][k])}, mean time {float(ht['conditional_mean'][k]):.5g}"
+                       f" ± {float(ht['conditional_standard_error'][k]):.2g} {units}")
+    return "\n".join(out)

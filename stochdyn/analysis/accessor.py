@@ -19,7 +19,7 @@ from typing import Any, Callable
 import xarray as xr
 
 from ..io.schema import run_info
-from . import correlation, escape, stationarity, variance
+from . import absorption, correlation, escape, stationarity, variance
 from . import temperature as temp
 from ._base import landscape_of
 from .averages import average
@@ -67,6 +67,8 @@ class StochdynDatasetAccessor(_Common):
     kl_divergence = _method(stationarity.kl_divergence)
     chi_square_test = _method(stationarity.chi_square_test)
     ks_test = _method(stationarity.ks_test)
+    fixation_probability = _method(absorption.fixation_probability)
+    hitting_times = _method(absorption.hitting_times)
 
     @property
     def info(self) -> dict[str, Any]:

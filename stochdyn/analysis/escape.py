@@ -10,6 +10,7 @@ are right-censored, which :func:`escape_rate` accounts for.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -28,6 +29,8 @@ __all__ = [
     "escape_rate",
     "mean_first_passage_time",
     "survival_function",
+    "censored_mean",
+    "kaplan_meier",
 ]
 
 
@@ -267,48 +270,145 @@ def escape_rate(passages: xr.Dataset, *, confidence: float = 0.95, offset: float
                     ci_low=lo, ci_high=hi, mean_time=(1.0 / lam).assign_attrs(units=units), n_events=d, exposure=E)
 
 
-def mean_first_passage_time(passages: xr.Dataset, *, dims: str | Iterable[str] | None = None) -> xr.Dataset:
-    r"""Sample mean of the passage times with standard error :math:`\mathrm{sd}/\sqrt n`.
+def censored_mean(duration: Any, reached: Any, tail_start: float | None = None) -> dict[str, float]:
+    r"""Mean of a waiting time from right-censored samples, by a constant-hazard (exponential) tail.
 
-    Needs every passage observed: with censored replicas the mean is not identified without a model
-    (run longer, or use :func:`escape_rate`, which assumes exponential waiting), and a
-    :class:`~stochdyn.ValidationError` says how many are censored.
+    Samples :math:`D_i = \min(T_i, c_i)` with :math:`\delta_i = 1[T_i \le c_i]`. With no censoring this is
+    the sample mean (model-free). Otherwise the hazard is taken constant after :math:`t_0` = ``tail_start``
+    (default: half the smallest censoring time; :math:`t_0 \le \min c_i` so that :math:`\min(T_i, t_0)`
+    is observed for every sample):
+
+    .. math::
+        \hat m = \overline{\min(D, t_0)} + \hat S(t_0)/\hat\lambda,\qquad
+        \hat S(t_0) = \overline{1[D > t_0]},\qquad
+        \hat\lambda = \frac{\#\{i: \delta_i = 1, D_i > t_0\}}{\sum_i (D_i - t_0)_+},
+
+    the maximum-likelihood estimate of a piecewise model (empirical before :math:`t_0`, exponential after;
+    Cox & Oakes 1984, *Analysis of Survival Data*, §3.2 and §6.2). Why an exponential tail: a first passage
+    or an absorption of a Markov process from a confining well or a finite chain has a survival function
+    that decays as :math:`C e^{-\lambda_1 t}` at long times, :math:`\lambda_1` the smallest rate of the
+    process killed at the target (its quasi-stationary decay; e.g. Collet, Martínez & San Martín 2013,
+    *Quasi-Stationary Distributions*, ch. 2-3), so the tail is exponential once the fast modes have decayed —
+    check on the survival plot (a straight line on a log scale after :math:`t_0`). The restricted mean
+    :math:`\overline{\min(D, c)}` (``restricted_mean``) needs no model but is biased low. The standard error
+    is the delta method over independent samples (``m = a + b e / c`` in per-sample means).
+
+    Returns
+    -------
+    dict
+        ``value``, ``standard_error``, ``restricted_mean``, ``n``, ``n_events``, ``n_censored``,
+        ``tail_start``, ``tail_rate``, ``tail_events``, ``method``.
+    """
+    D = np.asarray(duration, dtype=float).ravel()
+    hit = np.asarray(reached, dtype=bool).ravel()
+    ok = np.isfinite(D)
+    D, hit = D[ok], hit[ok]
+    n = D.size
+    if n < 2:
+        raise ValidationError(f"A mean waiting time needs at least 2 samples. Got {n}.")
+    out: dict[str, Any] = dict(n=n, n_events=int(hit.sum()), n_censored=int((~hit).sum()),
+                               restricted_mean=float(D.mean()), tail_start=np.nan, tail_rate=np.nan, tail_events=0)
+    if hit.all():
+        out.update(value=float(D.mean()), standard_error=float(D.std(ddof=1) / np.sqrt(n)),
+                   method="sample mean (no censoring)")
+        return out
+    c_min = float(D[~hit].min())
+    t0 = 0.5 * c_min if tail_start is None else check_real("tail_start", tail_start, "censored_mean", ge=0.0)
+    if t0 > c_min:
+        raise ValidationError(f"The 'tail_start' parameter ({t0:g}) must not exceed the earliest censoring time "
+                              f"({c_min:g}): before it every waiting time must be observed.")
+    a = np.minimum(D, t0)
+    b = (D > t0).astype(float)
+    e = np.clip(D - t0, 0.0, None)
+    c = (hit & (D > t0)).astype(float)
+    if c.sum() == 0:
+        raise ValidationError(f"No event after the tail start t0 = {t0:g} ({int((~hit).sum())} of {n} censored): the "
+                              "rate of the tail cannot be estimated. Run longer, or lower tail_start (if some never get "
+                              "there, the mean is infinite).")
+    am, bm, em, cm = a.mean(), b.mean(), e.mean(), c.mean()
+    value = am + bm * em / cm
+    z = a + (em / cm) * b + (bm / cm) * e - (bm * em / cm**2) * c
+    out.update(value=float(value), standard_error=float(z.std(ddof=1) / np.sqrt(n)), tail_start=float(t0),
+               tail_rate=float(cm / em), tail_events=int(c.sum()),
+               method=f"empirical before t0 = {t0:g}, exponential tail after (censored MLE), delta-method SE")
+    return out
+
+
+def mean_first_passage_time(passages: xr.Dataset, *, dims: str | Iterable[str] | None = None,
+                            tail_start: float | None = None) -> xr.Dataset:
+    r"""Mean of the passage times, with censored passages handled, and its standard error.
+
+    Without censoring: the sample mean, :math:`\mathrm{SE} = \mathrm{sd}/\sqrt n`. With passages that did
+    not reach the target by the end of the run: the exponential-tail estimate of :func:`censored_mean`
+    (empirical up to ``tail_start``, constant hazard after; default half the earliest censoring time),
+    pooled over ``dims``. Also returns ``restricted_mean`` (mean observed time, a lower bound),
+    ``n_events``, ``n_censored`` and ``tail_rate``.
     """
     owner = "mean_first_passage_time"
     dims = _passage_dims(passages, dims, owner)
-    censored = int((~passages["reached"]).sum())
-    if censored:
-        raise ValidationError(f"{censored} of {passages['reached'].size} passages did not reach the target before the "
-                              "end of the run: run longer, or use escape_rate(), which accounts for censoring.")
     dur = passages["duration"]
-    n = dur.count(dims)
-    return estimate(dur.mean(dims), dur.std(dims, ddof=1) / np.sqrt(n), long_name="mean first-passage time",
-                    units=dur.attrs.get("units", "1"), estimator="sample mean of passage times",
-                    method="independent passages", n_events=n)
+    units = dur.attrs.get("units", "1")
+    if not bool((~passages["reached"]).any()):
+        n = dur.count(dims)
+        return estimate(dur.mean(dims), dur.std(dims, ddof=1) / np.sqrt(n), long_name="mean first-passage time",
+                        units=units, estimator="sample mean of passage times", method="independent passages",
+                        n_events=n)
+    extra = [d for d in dur.dims if d not in dims]
+    if extra:
+        raise ValidationError(f"{owner} with censored passages pools every dimension: select {extra} first.")
+    r = censored_mean(dur.values, passages["reached"].values, tail_start)
+    return estimate(r["value"], r["standard_error"], long_name="mean first-passage time", units=units,
+                    estimator="mean passage time with an exponential tail for censored passages",
+                    method=r["method"], restricted_mean=r["restricted_mean"], n_events=r["n_events"],
+                    n_censored=r["n_censored"], tail_start=r["tail_start"], tail_rate=r["tail_rate"])
 
 
-def survival_function(passages: xr.Dataset) -> xr.Dataset:
+def survival_function(passages: xr.Dataset, *, confidence: float = 0.95) -> xr.Dataset:
     r"""Kaplan–Meier estimate of :math:`P(\text{passage time} > t)` with Greenwood's standard error.
 
-    :math:`\hat S(t) = \prod_{t_i\le t}(1 - d_i/n_i)`, :math:`\mathrm{Var}\,\hat S = \hat S^2
-    \sum_{t_i\le t} d_i/(n_i(n_i-d_i))` (Kaplan & Meier 1958, JASA 53, 457; Greenwood 1926), over all
-    passages pooled. Returns ``value`` and ``standard_error`` along dimension ``duration`` (the
+    :math:`\hat S(t) = \prod_{t_i\le t}(1 - d_i/n_i)` (Kaplan & Meier 1958, JASA 53, 457) by
+    :func:`scipy.stats.ecdf` on :class:`scipy.stats.CensoredData`, evaluated at the distinct event times;
+    :math:`\mathrm{Var}\,\hat S = \hat S^2 \sum_{t_i\le t} d_i/(n_i(n_i-d_i))` (Greenwood 1926), and the
+    "exponential Greenwood" (log-log) interval of SciPy at ``confidence``. Over all passages pooled.
+    Returns ``value``, ``standard_error``, ``ci_low`` and ``ci_high`` along dimension ``duration`` (the
     distinct event times, starting at 0).
     """
     _passage_dims(passages, None, "survival_function")
     dur = np.asarray(passages["duration"].values, dtype=float).ravel()
     hit = np.asarray(passages["reached"].values, dtype=bool).ravel()
     ok = np.isfinite(dur)
-    dur, hit = dur[ok], hit[ok]
+    times, S, se, lo, hi = kaplan_meier(dur[ok], hit[ok], check_real("confidence", confidence, "survival_function",
+                                                                       gt=0.0, lt=1.0))
+    units = passages["duration"].attrs.get("units", "1")
+    coords = {"duration": ("duration", times, {"long_name": "passage time", "units": units})}
+    da = lambda v: xr.DataArray(v, dims="duration", coords=coords)  # noqa: E731
+    return estimate(da(S), da(se), long_name="survival probability", units="1", estimator="Kaplan-Meier (scipy.stats.ecdf)",
+                    method="Greenwood; interval: exponential Greenwood (log-log)", ci_low=da(lo), ci_high=da(hi))
+
+
+def kaplan_meier(duration: np.ndarray, reached: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, ...]:
+    """``(times, S, SE, ci_low, ci_high)`` at 0 and the distinct event times (see :func:`survival_function`)."""
+    from scipy import stats
+
+    dur = np.asarray(duration, dtype=float)
+    hit = np.asarray(reached, dtype=bool)
     times = np.unique(dur[hit])
+    if times.size == 0:
+        one = np.ones(1)
+        return np.zeros(1), one, np.zeros(1), one, one
+    sf = stats.ecdf(stats.CensoredData(uncensored=dur[hit], right=dur[~hit])).sf
+    S = sf.evaluate(times)
     at_risk = dur.size - np.searchsorted(np.sort(dur), times, side="left")
     events = np.bincount(np.searchsorted(times, dur[hit]), minlength=times.size)
-    S = np.cumprod(1.0 - events / at_risk)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # undefined where S is 0 or 1: filled below
         g = np.cumsum(np.where(at_risk > events, events / (at_risk * (at_risk - events)), 0.0))
+        ci = sf.confidence_interval(confidence, method="log-log")
+        lo, hi = ci.low.evaluate(times), ci.high.evaluate(times)
+    lo = np.where(np.isfinite(lo), lo, 0.0)
+    hi = np.where(np.isfinite(hi), hi, S)
     se = S * np.sqrt(g)
-    units = passages["duration"].attrs.get("units", "1")
-    coords = {"duration": ("duration", np.concatenate([[0.0], times]), {"long_name": "passage time", "units": units})}
-    return estimate(xr.DataArray(np.concatenate([[1.0], S]), dims="duration", coords=coords),
-                    xr.DataArray(np.concatenate([[0.0], se]), dims="duration", coords=coords),
-                    long_name="survival probability", units="1", estimator="Kaplan-Meier", method="Greenwood")
+    if times[0] == 0.0:  # events at time 0: S(0) < 1 is the first entry
+        return times, S, se, lo, hi
+    cat = lambda first, v: np.concatenate([[first], v])  # noqa: E731
+    return cat(0.0, times), cat(1.0, S), cat(0.0, se), cat(1.0, lo), cat(1.0, hi)

@@ -82,6 +82,10 @@ def simulate(
     progress: bool | None = None,
     store: str | os.PathLike | None = None,
     resume: bool = False,
+    until: Any = None,
+    workers: int | str | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
 ) -> xr.Dataset:
     """Run an ensemble of independent replicas of a stochastic dynamics and return a Dataset.
 
@@ -127,6 +131,19 @@ def simulate(
         the start of their replicas (with a warning), damaged metadata or checkpoints refused. A
         store written by a different run (other parameters, seed, x0, replicas or stochdyn
         version) is refused. With ``rng=None`` the stored seed is used.
+    until : stopping rule, optional
+        Stop each replica at the first step (checked after every step and on the initial state)
+        at which this rule from :mod:`stochdyn.stopping` holds, e.g.
+        ``sd.stopping.Fixation()`` or ``Region(coordinate=0, above=1.0) | Region(coordinate=0, below=-1.0)``.
+        A stopped replica is frozen (state and random stream untouched; its later records repeat
+        the record of its stop step). Adds the variables ``stopped``, ``stop_step``, ``stop_time``
+        and ``stop_rule``.
+    workers, client, scheduler
+        Split the replicas into shards that run as Dask tasks, with the same choices as
+        :func:`stochdyn.sweep`: ``workers`` an int (a local cluster of that many processes) or
+        ``"serial"``/0, ``client`` an existing ``distributed.Client``, ``scheduler`` the address of a
+        running scheduler. The result is bit-identical to the serial run (streams belong to global
+        replica ids). Default: run in this process. See :mod:`stochdyn.ensemble.shards`.
 
     Returns
     -------
@@ -165,6 +182,9 @@ def simulate(
             f"sd.EulerMaruyama(dt=..., temperature=...). Got {type(integrator).__name__}."
         )
     integrator.check_target(target)
+    from ..stopping._run import StopTracker, check_until
+
+    until = check_until(until, integrator, target)
     R = _replica_count(n_replicas, replicas)
     n_steps = _count("n_steps", n_steps)
     record_every = _count("record_every", record_every)
@@ -184,6 +204,13 @@ def simulate(
         raise ValidationError(f"The 'progress' parameter of simulate must be True, False or None. Got {progress!r}.")
     if not isinstance(resume, (bool, np.bool_)):
         raise ValidationError(f"The 'resume' parameter of simulate must be True or False. Got {resume!r}.")
+    if workers is not None or client is not None or scheduler is not None:
+        from .shards import simulate_sharded
+
+        return simulate_sharded(integrator, target, x0, ids=ids, replicas=replicas, n_steps=n_steps,
+                                record_every=record_every, rng=rng, chunk_steps=chunk_steps, progress=progress,
+                                store=store, resume=resume, until=until, workers=workers, client=client,
+                                scheduler=scheduler)
     store_path = None
     if store is not None:
         from ..io.files import _require
@@ -224,6 +251,10 @@ def simulate(
     t0 = _time.perf_counter()
     with compiling:
         state = integrator.init_state(target, x0_arr, key.streams(ids))
+    tracker = None if until is None else StopTracker(until, integrator, target, state, variables, R)
+    if tracker is not None:
+        run["until"] = until.to_dict()
+        attrs.update(tracker.attrs())
     k = 0
     if store_path is None:
         recorder: Any = MemoryRecorder(variables, R, n_records)
@@ -234,13 +265,16 @@ def simulate(
 
         from .store import ZarrRecorder, fingerprint, record_bytes, recompute_chunks, records_per_chunk
 
+        fp = fingerprint(integrator, target, run, key.attrs(), x0_arr, ids)
+        if tracker is not None:
+            fp["until"] = run["until"]
         recorder, k = ZarrRecorder.open(
-            store_path, resume=resume, fp=fingerprint(integrator, target, run, key.attrs(), x0_arr, ids), state=state,
+            store_path, resume=resume, fp=fp, state=state,
             variables=variables, n_records=n_records,
             chunk_records=records_per_chunk(record_bytes(variables, R), R, record_every, n_records, chunk_steps),
             template=lambda: build_dataset(variables, _lazy_template(variables, R, n_records), ids, steps, times,
                                            integrator.time_long_name, integrator.time_units, state.arrays["diverged"],
-                                           attrs),
+                                           attrs, extra=None if tracker is None else tracker.data_vars(state)),
             recompute=partial(recompute_chunks, integrator, target, x0_arr, key, ids, record_every, variables, n_records))
         c = recorder.chunk_records
     c = max(1, min(int(c), n_records))
@@ -253,15 +287,21 @@ def simulate(
     compiling.start()
     try:
         try:
-            _run_chunks(integrator, target, state, recorder, k, n_records, c, record_every, block, bar)
+            _run_chunks(integrator, target, state, recorder, k, n_records, c, record_every, block, bar, tracker)
         finally:
             compiling.stop()
         elapsed = _time.perf_counter() - t0
         diverged = state.arrays["diverged"]
         n_div = int(np.count_nonzero(diverged >= 0))
         compile_seconds = round(compiling.seconds, 3)  # 0 when every kernel came from the cache
+        n_stopped = None if tracker is None else int(np.count_nonzero(state.arrays["stop_step"] >= 0))
         if store_path is not None:
-            recorder.finish(state, n_records, elapsed, {"n_diverged": n_div, "compile_seconds": compile_seconds})
+            if tracker is not None:
+                tracker.write_store(store_path, state)
+            final = {"n_diverged": n_div, "compile_seconds": compile_seconds}
+            if n_stopped is not None:
+                final["n_stopped"] = n_stopped
+            recorder.finish(state, n_records, elapsed, final)
     finally:
         bar.close()
         recorder.close()
@@ -276,16 +316,19 @@ def simulate(
         )
     attrs["n_diverged"] = n_div
     attrs["compile_seconds"] = compile_seconds
+    if n_stopped is not None:
+        attrs["n_stopped"] = n_stopped
     if store_path is not None:
         return recorder.result()
     attrs["elapsed_seconds"] = float(elapsed)
     return build_dataset(variables, recorder.data, ids, steps, times, integrator.time_long_name,
-                         integrator.time_units, diverged, attrs)
+                         integrator.time_units, diverged, attrs, extra=None if tracker is None else tracker.data_vars(state))
 
 
 def _run_chunks(integrator: Integrator, target: Any, state: Any, recorder: Any, k: int, n_records: int, c: int,
-                record_every: int, block: int, bar: Any) -> None:
-    """Advance ``state`` from record ``k`` to ``n_records`` in chunks of ``c`` records, committing each."""
+                record_every: int, block: int, bar: Any, tracker: Any = None) -> None:
+    """Advance ``state`` from record ``k`` to ``n_records`` in chunks of ``c`` records, committing each
+    (through the stopping-rule ``tracker`` when the run has one)."""
     t0 = _time.perf_counter()
     while k < n_records:
         n_rec = min(c, n_records - k)
@@ -293,10 +336,15 @@ def _run_chunks(integrator: Integrator, target: Any, state: Any, recorder: Any, 
         first = 0
         if k == 0:
             integrator.record(target, state, out, off)
+            if tracker is not None:
+                tracker.initial(state, out, off)
             first = 1
         n = (n_rec - first) * record_every
         if n:
-            integrator.advance(target, state, n, record_every, out, off + first, block)
+            if tracker is not None:
+                tracker.advance(state, n, record_every, out, off + first)
+            else:
+                integrator.advance(target, state, n, record_every, out, off + first, block)
             state.step += n
         recorder.commit(k, n_rec, state, _time.perf_counter() - t0)
         k += n_rec

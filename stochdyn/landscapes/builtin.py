@@ -1,4 +1,4 @@
-"""Built-in landscapes: Harmonic, DoubleWell, MuellerBrown, Rosenbrock, Rastrigin, GaussianMixture.
+"""Built-in landscapes: Harmonic, DoubleWell, MuellerBrown, Rosenbrock, Rastrigin, GaussianMixture, SharpFlat.
 
 Each is one row function ``_<name>_row(x, g, th) -> U`` (Numba, writes the gradient into ``g``),
 a block cfunc that applies it to ``n`` rows and a columns cfunc that applies it to ``n`` points
@@ -20,7 +20,7 @@ from .._numba_utils import lazy_cfunc, lazy_columns_cfunc
 from .._validation import ValidationError, check_array, check_choice, check_int, check_real, check_spd
 from .base import Landscape, register
 
-__all__ = ["Harmonic", "DoubleWell", "MuellerBrown", "Rosenbrock", "Rastrigin", "GaussianMixture"]
+__all__ = ["Harmonic", "DoubleWell", "MuellerBrown", "Rosenbrock", "Rastrigin", "GaussianMixture", "SharpFlat"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -579,3 +579,106 @@ class GaussianMixture(Landscape):
         lo = mu.min(axis=0) - 3.0 * span
         hi = mu.max(axis=0) + 3.0 * span
         self.plot_bounds = tuple((float(lo[i]), float(hi[i])) for i in range(min(d, 2)))
+
+
+# ---------------------------------------------------------------------------------------------
+# SharpFlat: U = h ((x0/a)^2 - 1)^2 exp(kappa tanh(x0/a)) + k/2 sum_{i>0} x_i^2;
+# theta = [h, 1/a, kappa, k]
+# ---------------------------------------------------------------------------------------------
+@njit(inline="always", cache=True)
+def _sharp_flat_row(x, g, th):
+    h = th[0]
+    inv_a = th[1]
+    kappa = th[2]
+    k = th[3]
+    s = x[0] * inv_a
+    t = math.tanh(s)
+    p = s * s - 1.0
+    e = math.exp(kappa * t)
+    g[0] = h * e * (4.0 * s * p + kappa * p * p * (1.0 - t * t)) * inv_a
+    u = h * p * p * e
+    for i in range(1, x.shape[0]):
+        g[i] = k * x[i]
+        u += 0.5 * k * x[i] * x[i]
+    return u
+
+
+@lazy_cfunc
+def _sharp_flat_block(xp, gp, vp, n, d, tp, nt):
+    x = carray(xp, (n, d))
+    g = carray(gp, (n, d))
+    v = carray(vp, (n,))
+    th = carray(tp, (nt,))
+    for r in range(n):
+        v[r] = _sharp_flat_row(x[r], g[r], th)
+
+
+def _sharp_flat_barrier(kappa: float) -> tuple[float, float]:
+    r"""``(M, s*)``: the maximum of :math:`(s^2-1)^2 e^{\kappa\tanh s}` on (-1, 1) and where it is: the root of
+    :math:`4s + \kappa(s^2-1)(1-\tanh^2 s)` (the derivative over :math:`(s^2-1)e^{\kappa\tanh s}`; -4 at -1, +4 at 1),
+    by Brent's method to machine precision."""
+    from scipy import optimize
+
+    q = lambda s: 4.0 * s + kappa * (s * s - 1.0) * (1.0 - math.tanh(s) ** 2)  # noqa: E731
+    s_star = float(optimize.brentq(q, -1.0, 1.0, xtol=1e-15, rtol=4 * np.finfo(float).eps))
+    return (s_star * s_star - 1.0) ** 2 * math.exp(kappa * math.tanh(s_star)), s_star
+
+
+@register
+class SharpFlat(Landscape):
+    r"""A flat and a sharp minimum of the same depth, separated by one barrier (harmonic in the other coordinates).
+
+    .. math::
+        U(x) = h\,\big(s^2 - 1\big)^2 e^{\kappa \tanh s} + \tfrac{k}{2}\sum_{i>0} x_i^2,\qquad s = x_0/a .
+
+    Both minima, :math:`x_0 = -a` (flat) and :math:`x_0 = +a` (sharp), have U = 0 exactly; their
+    curvatures are :math:`U'' = 8h\,e^{\mp\kappa\tanh 1}/a^2`, and the barrier between them has height
+    :math:`h\,M(\kappa)` with :math:`M(\kappa) = \max_{|s|<1}(s^2-1)^2e^{\kappa\tanh s}` (at the saddle
+    :math:`a s^*`, a little on the sharp side). The constructor takes the three quantities of the
+    sharp-versus-flat question — both curvatures and the barrier — and solves for
+    :math:`\kappa = \ln(k_s/k_f)/(2\tanh 1)`, :math:`h = \Delta U/M(\kappa)`, :math:`a^2 = 8h\,e^{-\kappa\tanh 1}/k_f`
+    (M and the saddle by Brent's method, to machine precision). Smooth everywhere, so the exact 1-D theory applies along
+    :math:`x_0` (the coordinates evolve independently under isotropic overdamped noise):
+    :func:`stochdyn.theory.mfpt_1d`, :func:`~stochdyn.theory.em_mfpt_1d`,
+    :func:`~stochdyn.theory.em_transition_rates_1d`, :func:`~stochdyn.theory.em_stationary_density_1d`,
+    and Kramers' rates from :attr:`minima` and :attr:`saddle`. The chapter's claim: at equal depth the
+    sharp minimum is escaped faster and occupied less (by :math:`\sqrt{k_f/k_s}` at low temperature).
+
+    Parameters
+    ----------
+    dim : int
+        Dimension (>= 1; the extra coordinates are harmonic).
+    curvature_flat, curvature_sharp : float
+        :math:`U''` at the flat and at the sharp minimum (> 0; any order, but the "sharp" one is on the right).
+    barrier : float
+        :math:`\Delta U > 0`, the same from both minima.
+    stiffness : float
+        Curvature k > 0 of the other coordinates.
+    """
+
+    _block = _sharp_flat_block
+
+    def __init__(self, dim: int = 1, curvature_flat: float = 1.0, curvature_sharp: float = 9.0, barrier: float = 1.0,
+                 stiffness: float = 1.0):
+        owner = "SharpFlat"
+        dim = check_int("dim", dim, owner, ge=1)
+        kf = check_real("curvature_flat", curvature_flat, owner, gt=0.0)
+        ks = check_real("curvature_sharp", curvature_sharp, owner, gt=0.0)
+        dU = check_real("barrier", barrier, owner, gt=0.0)
+        k = check_real("stiffness", stiffness, owner, gt=0.0)
+        t1 = math.tanh(1.0)
+        kappa = math.log(ks / kf) / (2.0 * t1)
+        M, s_star = _sharp_flat_barrier(kappa)
+        h = dU / M
+        a = math.sqrt(8.0 * h * math.exp(-kappa * t1) / kf)
+        super().__init__(dim, np.array([h, 1.0 / a, kappa, k]),
+                         {"curvature_flat": kf, "curvature_sharp": ks, "barrier": dU, "stiffness": k})
+        self.height, self.scale, self.kappa = h, a, kappa
+        #: the flat minimum, then the sharp one (rows), both at U = 0
+        self.minima = np.zeros((2, dim))
+        self.minima[:, 0] = (-a, a)
+        #: the saddle point between them
+        self.saddle = np.zeros(dim)
+        self.saddle[0] = a * s_star
+        w = 1.0 / math.sqrt(k)
+        self.plot_bounds = ((-2.0 * a, 2.0 * a), (-1.5 * max(w, a), 1.5 * max(w, a)))[: min(dim, 2)]

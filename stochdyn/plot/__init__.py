@@ -8,6 +8,7 @@ Styles: :func:`use_style` / :func:`style` (``"paper"``, one or two columns; ``"s
 from .distributions import autocorrelation, escape_time_distribution, histogram_vs_gibbs
 from .landscape import animate_ensemble, ensemble_snapshot, landscape_contours
 from .scans import temperature_scan
+from .survival import survival_vs_theory
 from .style import COLUMN_WIDTHS, PALETTE, available_styles, figsize, style, style_path, use_style
 from .trajectories import loss_curves, trajectory_fan
 from ._util import axis_label
@@ -30,4 +31,5 @@ __all__ = [
     "escape_time_distribution",
     "temperature_scan",
     "autocorrelation",
+    "survival_vs_theory",
 ]

@@ -13,6 +13,7 @@ birth–death. Diffusion (Kimura) formulas are given beside, for comparison.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy import linalg
@@ -613,3 +614,56 @@ def two_locus_expected_haplotypes(N: int, fitness: np.ndarray, counts0: np.ndarr
         done = int(t[j])
         out[j] = v @ S / N
     return out if np.ndim(generations) else out[0]
+
+
+def absorption_times(N: int, r: float, i0: int = 1, model: str = "wright-fisher",
+                     generations: np.ndarray | None = None) -> dict[str, Any]:
+    r"""Exact absorption of ``i0`` mutants of relative fitness r among N (no mutation): probabilities and times.
+
+    With P the count chain over one generation (:func:`two_type_expected_frequency`: binomial for
+    Wright–Fisher, N birth–death events for Moran, so times are whole generations as
+    ``simulate(..., until=sd.stopping.Fixation())`` counts them), Q its block on the transient states
+    1..N-1 and :math:`M = I - Q` (Kemeny & Snell 1960, *Finite Markov Chains*, §3.2–3.3):
+    fixation probabilities :math:`h = M^{-1} P_{\cdot N}`; mean absorption time :math:`\tau = M^{-1}\mathbf 1`;
+    mean times conditional on fixation and on loss, :math:`(M^{-1}h)_i/h_i` and
+    :math:`(M^{-1}(1-h))_i/(1-h_i)` (from :math:`E[T\,1_{fix}] = h + Q\,E[T\,1_{fix}]`); and, at
+    ``generations`` t, :math:`e_{i_0}^\top P^t`: the probabilities ``fixed_by``, ``lost_by`` and the
+    survival :math:`P(T > t)`.
+
+    Returns
+    -------
+    dict
+        ``fixation_probability``, ``mean_time``, ``mean_fixation_time``, ``mean_loss_time`` (generations),
+        and with ``generations``: ``survival``, ``fixed_by``, ``lost_by`` (arrays over them).
+    """
+    N, i0 = int(N), int(i0)
+    if not 0 < i0 < N:
+        raise ValueError(f"i0 must be in [1, {N - 1}] (a polymorphic start). Got {i0}.")
+    P = _count_chain(N, r, 0.0, model)
+    if model == "moran":
+        P = np.linalg.matrix_power(P, N)
+    M = np.eye(N - 1) - P[1:N, 1:N]
+    lu = linalg.lu_factor(M)
+    h = linalg.lu_solve(lu, P[1:N, N])
+    tau = linalg.lu_solve(lu, np.ones(N - 1))
+    g_fix = linalg.lu_solve(lu, h)
+    g_loss = linalg.lu_solve(lu, 1.0 - h)
+    j = i0 - 1
+    out: dict[str, Any] = {"fixation_probability": float(h[j]), "mean_time": float(tau[j]),
+                           "mean_fixation_time": float(g_fix[j] / h[j]), "mean_loss_time": float(g_loss[j] / (1.0 - h[j]))}
+    if generations is not None:
+        t = np.atleast_1d(np.asarray(generations, dtype=int))
+        v = np.zeros(N + 1)
+        v[i0] = 1.0
+        fixed, lost = np.empty(t.size), np.empty(t.size)
+        done = 0
+        for k in np.argsort(t):
+            for _ in range(int(t[k]) - done):
+                v = v @ P
+            done = int(t[k])
+            fixed[k], lost[k] = v[N], v[0]
+        out.update(fixed_by=fixed, lost_by=lost, survival=1.0 - fixed - lost)
+    return out
+
+
+__all__ += ["absorption_times"]

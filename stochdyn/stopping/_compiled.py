@@ -1,0 +1,232 @@
+r"""The compiled face of stopping rules: one C signature, one cached interpreter, calls by address.
+
+Every rule a kernel can check — built-in, user-written, or an ``|`` combination of them — is
+evaluated through ONE C signature, :data:`RULE_SIG`::
+
+    intp rule(double *x, intp n, intp d, double energy,
+              double *theta, intp ntheta, int64 *aux, intp naux, double *work, intp nwork)
+
+* ``x`` points at the replica's state: ``n`` rows of ``d`` numbers, C order (``n = 1`` for a point —
+  Langevin, SGD, the mean of an evolution strategy; ``n = N`` for a whole population, genotypes as
+  allele indices stored as floats);
+* ``energy`` is the family's scalar (see :mod:`stochdyn.stopping`);
+* ``theta`` is the *program* (:func:`pack_program`): the rules' opcodes and parameters, so new
+  parameters or new combinations never recompile anything;
+* ``aux`` holds in-process addresses (a landscape's block function for :class:`~stochdyn.stopping.Basin`,
+  a user rule's own cfunc), resolved at run time and never recorded;
+* ``work`` is scratch private to the caller's unit of parallel work (``nwork`` doubles);
+* the result is 0 if no rule holds, else 1 + the index of the first rule of the combination that holds.
+
+The kernel always calls :data:`interpreter` (a ``numba.cfunc`` of that signature, compiled once and
+cached on disk); it walks the program and calls user rules and landscapes through their addresses
+(:func:`call_rule_at`, :func:`call_landscape_at`), so a combination costs no compilation at all.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import carray, njit, prange, types
+from numba.extending import intrinsic
+
+from .._numba_utils import LazyCFunc, row_ptr
+
+__all__ = ["RULE_SIG", "interpreter", "evaluate_rows", "pack_program", "OPCODES", "HEADER"]
+
+_f8p = types.CPointer(types.float64)
+
+#: C signature of every compiled stopping rule (see the module docstring)
+RULE_SIG = types.intp(_f8p, types.intp, types.intp, types.float64, _f8p, types.intp,
+                      types.CPointer(types.int64), types.intp, _f8p, types.intp)
+
+#: opcodes of the built-in rules in a program
+OP_FIXATION, OP_REGION, OP_BALL, OP_ENERGY, OP_BASIN, OP_USER = 1, 2, 3, 4, 5, 6
+OPCODES = {"Fixation": OP_FIXATION, "Region": OP_REGION, "Ball": OP_BALL, "EnergyBelow": OP_ENERGY,
+           "Basin": OP_BASIN, "user": OP_USER}
+#: numbers before each rule's parameters in a program: opcode, number of parameters, aux index (-1: none)
+HEADER = 3
+
+
+def pack_program(parts: list[tuple[int, np.ndarray, int]]) -> np.ndarray:
+    """``theta`` of a combination: ``[K, (opcode, n_params, aux_index, params...) x K]``."""
+    out = [float(len(parts))]
+    for op, params, aux in parts:
+        p = np.asarray(params, dtype=np.float64).ravel()
+        out += [float(op), float(p.size), float(aux)]
+        out += p.tolist()
+    return np.ascontiguousarray(out, dtype=np.float64)
+
+
+# -- calls through in-process addresses --------------------------------------------------------
+@intrinsic
+def call_rule_at(typingctx, addr, xp, n, d, e, tp, nt, ap, na, wp, nw):
+    """Call the :data:`RULE_SIG` function at address ``addr`` (an int64)."""
+    sig = types.intp(types.int64, xp, n, d, e, tp, nt, ap, na, wp, nw)
+
+    def codegen(context, builder, signature, args):
+        argtys = [context.get_value_type(a) for a in signature.args[1:]]
+        fnty = ir.FunctionType(context.get_value_type(types.intp), argtys)
+        return builder.call(builder.inttoptr(args[0], fnty.as_pointer()), args[1:])
+
+    return sig, codegen
+
+
+@intrinsic
+def call_landscape_at(typingctx, addr, xp, gp, vp, n, d, tp, nt):
+    """Call the landscape block function (``LANDSCAPE_BLOCK_SIG``) at address ``addr``."""
+    sig = types.void(types.int64, xp, gp, vp, n, d, tp, nt)
+
+    def codegen(context, builder, signature, args):
+        argtys = [context.get_value_type(a) for a in signature.args[1:]]
+        fnty = ir.FunctionType(ir.VoidType(), argtys)
+        builder.call(builder.inttoptr(args[0], fnty.as_pointer()), args[1:])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# -- the built-in rules --------------------------------------------------------------------------
+@njit(inline="always", cache=True)
+def _column_mean(x, n, j):
+    s = 0.0
+    for i in range(n):
+        s += x[i, j]
+    return s / n
+
+
+@njit(inline="always", cache=True)
+def _fixation(x, n, d, allele):
+    """Every column (site) monomorphic; with ``allele >= 0`` every site carries that allele."""
+    for j in range(d):
+        a = x[0, j]
+        if allele >= 0.0 and a != allele:
+            return False
+        for i in range(1, n):
+            if x[i, j] != a:
+                return False
+    return True
+
+
+@njit(inline="always", cache=True)
+def _region(x, n, th, o):
+    v = _column_mean(x, n, int(th[o]))
+    return v >= th[o + 2] if th[o + 1] > 0.0 else v <= th[o + 2]
+
+
+@njit(inline="always", cache=True)
+def _ball(x, n, d, th, o):
+    s = 0.0
+    for j in range(d):
+        c = _column_mean(x, n, j) - th[o + 1 + j]
+        s += c * c
+    return s <= th[o]
+
+
+@njit(inline="always", cache=True)
+def _dist2(w, a, th, b, d):
+    s = 0.0
+    for j in range(d):
+        c = w[a + j] - th[b + j]
+        s += c * c
+    return s
+
+
+@njit(cache=True)
+def _basin(x, n, d, th, o, ap, ai, w):
+    """Gradient flow from the (mean) point ends in the minimum's basin (see ``Basin``).
+
+    Parameters at ``th[o:]``: r_in^2, gtol, max_iter, h_max, n_others, minimum (d),
+    others (n_others x (d + 1): centre, r^2), n_landscape_theta, landscape theta.
+    Work: y, g, y', g' (d each), U(y), U(y').
+    """
+    r2 = th[o]
+    gtol2 = th[o + 1] * th[o + 1]
+    max_iter = int(th[o + 2])
+    h_max = th[o + 3]
+    n_oth = int(th[o + 4])
+    m0 = o + 5
+    oth = m0 + d
+    lt0 = oth + n_oth * (d + 1)
+    nlt = int(th[lt0])
+    addr = ap[ai]
+    y, g, yt, gt, v, vt = 0, d, 2 * d, 3 * d, 4 * d, 4 * d + 1
+    for j in range(d):
+        w[y + j] = _column_mean(x, n, j)
+        if not math.isfinite(w[y + j]):
+            return False
+    if _dist2(w, y, th, m0, d) <= r2:  # the cheap pre-check: a ball known to lie in the basin
+        return True
+    call_landscape_at(addr, row_ptr(w, y), row_ptr(w, g), row_ptr(w, v), 1, d, row_ptr(th, lt0 + 1), nlt)
+    h = h_max
+    for it in range(max_iter + 1):
+        if _dist2(w, y, th, m0, d) <= r2:
+            return True
+        for k in range(n_oth):
+            b = oth + k * (d + 1)
+            if _dist2(w, y, th, b, d) <= th[b + d]:
+                return False
+        gg = 0.0
+        for j in range(d):
+            gg += w[g + j] * w[g + j]
+        if not gg > gtol2 or it == max_iter:  # a critical point outside the ball, NaN, or out of budget
+            return False
+        while True:  # Armijo backtracking: U(y - h g) <= U(y) - h |g|^2 / 2
+            for j in range(d):
+                w[yt + j] = w[y + j] - h * w[g + j]
+            call_landscape_at(addr, row_ptr(w, yt), row_ptr(w, gt), row_ptr(w, vt), 1, d, row_ptr(th, lt0 + 1), nlt)
+            if w[vt] <= w[v] - 0.5 * h * gg:
+                break
+            h *= 0.5
+            if h < 1e-12 * h_max:
+                return False
+        for j in range(2 * d):
+            w[y + j] = w[yt + j]
+        w[v] = w[vt]
+        h = min(2.0 * h, h_max)
+    return False
+
+
+def _interpreter(xp, n, d, e, tp, nt, ap, na, wp, nw):
+    x = carray(xp, (n, d))
+    th = carray(tp, (nt,))
+    a = carray(ap, (na,))
+    w = carray(wp, (nw,))
+    K = int(th[0])
+    o = 1
+    for k in range(K):
+        op = int(th[o])
+        npar = int(th[o + 1])
+        ai = int(th[o + 2])
+        p = o + HEADER
+        if op == OP_FIXATION:
+            hit = _fixation(x, n, d, th[p])
+        elif op == OP_REGION:
+            hit = _region(x, n, th, p)
+        elif op == OP_BALL:
+            hit = _ball(x, n, d, th, p)
+        elif op == OP_ENERGY:
+            hit = e < th[p]
+        elif op == OP_BASIN:
+            hit = _basin(x, n, d, th, p, a, ai, w)
+        else:  # OP_USER
+            hit = call_rule_at(a[ai], xp, n, d, e, row_ptr(th, p), npar, ap, na, wp, nw) != 0
+        if hit:
+            return k + 1
+        o = p + npar
+    return 0
+
+
+#: the one function every kernel calls: compiled on first use, cached on disk
+interpreter = LazyCFunc(_interpreter, RULE_SIG)
+
+
+@njit(parallel=True, cache=True)
+def evaluate_rows(fn, theta, aux, x, energy, work, out):
+    """``out[r] = fn(x[r], energy[r])`` for every replica ``r`` of ``x`` (shape ``(R, n, d)``); ``work``
+    has one row per replica. The compiled evaluation the driver and tests use outside kernels."""
+    R, n, d = x.shape
+    for r in prange(R):
+        out[r] = fn(row_ptr(x, r), n, d, energy[r], row_ptr(theta, 0), theta.shape[0], row_ptr(aux, 0),
+                    aux.shape[0], row_ptr(work, r), work.shape[1])
