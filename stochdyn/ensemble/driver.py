@@ -207,7 +207,7 @@ def simulate(
     if workers is not None or client is not None or scheduler is not None:
         from .shards import simulate_sharded
 
-        return simulate_sharded(integrator, target, x0, ids=ids, replicas=replicas, n_steps=n_steps,
+        return simulate_sharded(integrator, target, x0, ids=_replica_ids(R, replicas), replicas=replicas, n_steps=n_steps,
                                 record_every=record_every, rng=rng, chunk_steps=chunk_steps, progress=progress,
                                 store=store, resume=resume, until=until, workers=workers, client=client,
                                 scheduler=scheduler)
@@ -306,14 +306,7 @@ def simulate(
         bar.close()
         recorder.close()
     if n_div:
-        first_step = int(diverged[diverged >= 0].min())
-        warnings.warn(
-            f"{n_div} of {R} replicas became non-finite (the first at step {first_step}) and were frozen as NaN "
-            f"(see the 'diverged' and 'diverged_step' variables); the other replicas are unaffected. "
-            f"Likely cause: {integrator.divergence_hint(target)}.",
-            DivergenceWarning,
-            stacklevel=user_stacklevel(),
-        )
+        warn_divergence(n_div, R, int(diverged[diverged >= 0].min()), integrator, target)
     attrs["n_diverged"] = n_div
     attrs["compile_seconds"] = compile_seconds
     if n_stopped is not None:
@@ -323,6 +316,17 @@ def simulate(
     attrs["elapsed_seconds"] = float(elapsed)
     return build_dataset(variables, recorder.data, ids, steps, times, integrator.time_long_name,
                          integrator.time_units, diverged, attrs, extra=None if tracker is None else tracker.data_vars(state))
+
+
+def warn_divergence(n_div: int, n_replicas: int, first_step: int, integrator: Integrator, target: Any) -> None:
+    """The one DivergenceWarning of a run (serial or sharded), at the user's line."""
+    warnings.warn(
+        f"{n_div} of {n_replicas} replicas became non-finite (the first at step {first_step}) and were frozen as NaN "
+        f"(see the 'diverged' and 'diverged_step' variables); the other replicas are unaffected. "
+        f"Likely cause: {integrator.divergence_hint(target)}.",
+        DivergenceWarning,
+        stacklevel=user_stacklevel(),
+    )
 
 
 def _run_chunks(integrator: Integrator, target: Any, state: Any, recorder: Any, k: int, n_records: int, c: int,

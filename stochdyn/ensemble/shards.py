@@ -23,7 +23,6 @@ import os
 import shutil
 import tempfile
 import time as _time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -127,10 +126,9 @@ def simulate_sharded(integrator: Any, target: Any, x0: Any = None, *, ids: np.nd
     attrs["n_shards"] = len(plan)
     out.attrs = attrs
     if n_div:
-        first = int(out["diverged_step"].where(out["diverged"]).min())
-        warnings.warn(f"{n_div} of {R} replicas became non-finite (the first at step {first}) and were frozen as NaN "
-                      f"(see the 'diverged' and 'diverged_step' variables); the other replicas are unaffected. "
-                      f"Likely cause: {integrator.divergence_hint(target)}.", _divergence_warning(), stacklevel=3)
+        from .driver import warn_divergence
+
+        warn_divergence(n_div, R, int(out["diverged_step"].where(out["diverged"]).min()), integrator, target)
     if store_path is None:
         return out
     _assemble(out, store_path, plan, description)
@@ -142,15 +140,10 @@ def simulate_sharded(integrator: Any, target: Any, x0: Any = None, *, ids: np.nd
 
 def _execute(jobs, mode, workers, scheduler, client, ncores):
     """Run the shard jobs on Dask (the cluster code of sd.sweep); returns their Datasets (None for stores)."""
-    from .sweeps import _run_dask
+    from .sweeps import _dask_client, run_jobs
 
-    return _run_dask(jobs, mode, workers, scheduler, client, ncores)
-
-
-def _divergence_warning() -> type:
-    from .driver import DivergenceWarning
-
-    return DivergenceWarning
+    with _dask_client(mode, workers, scheduler, client, len(jobs), ncores) as cl:
+        return run_jobs(cl, jobs, ncores)
 
 
 def _digest(arr: np.ndarray) -> str:

@@ -318,18 +318,7 @@ def sweep(
             jobs = [(integ, targ, x0, run, point_key(key, p).seed_sequence,
                      None if store_dir is None else store_dir / f"{_point_name(p)}.zarr", resume)
                     for (integ, targ), p in zip(pairs, pts)]
-            if cl is None:
-                results = [_run_point(*job, threads=None) for job in jobs]
-            else:
-                nworkers = max(1, len(cl.scheduler_info().get("workers", {})) or 1)
-                threads = max(1, ncores // nworkers)
-                # warnings raised on the workers come back with the results and are raised again here
-                futures = [cl.submit(call_collecting_warnings, _run_point, *job, threads=threads, pure=False)
-                           for job in jobs]
-                results = []
-                for result, caught in cl.gather(futures):
-                    reemit(caught)
-                    results.append(result)
+            results = run_jobs(cl, jobs, ncores)
             elapsed = _time.perf_counter() - t0
     finally:
         if lock is not None:
@@ -416,6 +405,22 @@ def _unguarded_script_call() -> bool:
 
 #: seconds to wait for a Dask scheduler before reporting it unreachable
 SCHEDULER_TIMEOUT = 10
+
+
+def run_jobs(cl: Any, jobs: list[tuple], ncores: int) -> list[Any]:
+    """Run ``simulate`` jobs ``(integrator, target, x0, run, seed, store, resume)`` here (``cl`` None) or
+    as Dask tasks, each worker with its share of the cores; warnings raised on the workers come back
+    with the results and are raised again here. Returns the Datasets (None for runs into stores)."""
+    if cl is None:
+        return [_run_point(*job, threads=None) for job in jobs]
+    nworkers = max(1, len(cl.scheduler_info().get("workers", {})) or 1)
+    threads = max(1, ncores // nworkers)
+    futures = [cl.submit(call_collecting_warnings, _run_point, *job, threads=threads, pure=False) for job in jobs]
+    results = []
+    for result, caught in cl.gather(futures):
+        reemit(caught)
+        results.append(result)
+    return results
 
 
 @contextlib.contextmanager
