@@ -81,7 +81,7 @@ def test_reproduce_logs_progress_instead_of_printing(tmp_path, caplog, capsys):
     with caplog.at_level(logging.INFO, logger="stochdyn"):
         reproduce(out=tmp_path / "out", studies_dir=tmp_path / "studies")
     messages = [r.getMessage() for r in caplog.records if r.name == "stochdyn"]
-    assert messages[0] == "[toy] one is one" and "1 of 1 checks passed" in messages[-1]
+    assert messages[0] == "[toy] one is one" and "1 of 1 checks against theory passed" in messages[-1]
     assert capsys.readouterr().out == ""  # a library does not print
     assert main(["reproduce", "--studies", str(tmp_path / "studies"), "--out", str(tmp_path / "cli")]) == 0
     assert "[toy] one is one" in capsys.readouterr().out  # the command line shows the logger's messages
