@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -50,8 +50,11 @@ def _summary(obj: Any) -> str:
 class HTMLRepr:
     """Mixin: ``_repr_html_`` from ``to_dict()``, for Jupyter."""
 
+    #: what the mixin reads, defined by the classes that use it (declared only: no attribute here)
+    to_dict: Callable[[], dict[str, Any]]
+
     def _repr_html_(self) -> str:
-        params = {k: v for k, v in self.to_dict().items() if k != "type"}  # type: ignore[attr-defined]
+        params = {k: v for k, v in self.to_dict().items() if k != "type"}
         family = getattr(self, "family", "")
         kind = f" <span style='opacity:0.7'>({html.escape(family)})</span>" if family else ""
         rows = "".join(

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import numbers
 import operator
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "ValidationError",
@@ -56,10 +58,16 @@ def _fmt(value: Any) -> str:
     return repr(value)
 
 
-def _bounds_text(bounds: dict[str, float]) -> str:
+def _bounds_text(bounds: Mapping[str, float]) -> str:
     return " and ".join(f"{_OPS[k][1]} {v!r}" for k, v in bounds.items())
 
 
+@overload
+def check_real(name: str, value: Any, owner: str | None = None, *, gt: float | None = None, ge: float | None = None,
+               lt: float | None = None, le: float | None = None, allow_none: Literal[False] = False) -> float: ...
+@overload
+def check_real(name: str, value: Any, owner: str | None = None, *, gt: float | None = None, ge: float | None = None,
+               lt: float | None = None, le: float | None = None, allow_none: bool) -> float | None: ...
 def check_real(
     name: str,
     value: Any,
@@ -91,6 +99,12 @@ def check_real(
     return v
 
 
+@overload
+def check_int(name: str, value: Any, owner: str | None = None, *, ge: int | None = None, gt: int | None = None,
+              le: int | None = None, lt: int | None = None, allow_none: Literal[False] = False) -> int: ...
+@overload
+def check_int(name: str, value: Any, owner: str | None = None, *, ge: int | None = None, gt: int | None = None,
+              le: int | None = None, lt: int | None = None, allow_none: bool) -> int | None: ...
 def check_int(
     name: str,
     value: Any,
@@ -127,7 +141,7 @@ def check_bool(name: str, value: Any, owner: str | None = None) -> bool:
     return bool(value)
 
 
-def check_choice(name: str, value: Any, choices, owner: str | None = None) -> Any:
+def check_choice(name: str, value: Any, choices: Iterable[Any], owner: str | None = None) -> Any:
     """Check that ``value`` is one of ``choices``."""
     if value not in tuple(choices):
         allowed = ", ".join(repr(c) for c in choices)
@@ -147,14 +161,14 @@ def check_array(
     gt: float | None = None,
     ge: float | None = None,
     min_size: int = 0,
-) -> np.ndarray:
+) -> npt.NDArray[Any]:
     """Convert ``value`` to a C-contiguous array of ``dtype`` and check its shape and entries.
 
     ``shape`` may contain ``None`` for "any length". Elementwise bounds ``gt``/``ge`` apply to every
     entry. Returns a fresh contiguous copy, so later changes to the caller's array cannot leak in.
     """
     try:
-        arr = np.array(value, dtype=dtype, copy=True, order="C")
+        arr: npt.NDArray[Any] = np.array(value, dtype=dtype, copy=True, order="C")
     except (TypeError, ValueError) as exc:
         raise ValidationError(
             f"{_who(name, owner)} must be convertible to an array of {np.dtype(dtype).name}. "
@@ -184,7 +198,7 @@ def check_array(
     return arr
 
 
-def check_spd(name: str, value: Any, owner: str | None = None, *, dim: int | None = None) -> np.ndarray:
+def check_spd(name: str, value: Any, owner: str | None = None, *, dim: int | None = None) -> npt.NDArray[np.float64]:
     """Check that ``value`` is a symmetric positive-definite matrix (optionally of size ``dim``)."""
     arr = check_array(name, value, owner, ndim=2)
     if arr.shape[0] != arr.shape[1] or (dim is not None and arr.shape[0] != dim):

@@ -250,7 +250,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
         ("scipy", scipy.__version__),
         ("xarray", xr.__version__),
         ("numba threads", f"{numba.get_num_threads()} (NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'unset')}, cores {os.cpu_count()})"),
-        ("numba threading layer", str(numba.config.THREADING_LAYER)),
+        # numba.config sets its options from the environment at run time (globals().update), so its
+        # inline types do not show them
+        ("numba threading layer", str(numba.config.THREADING_LAYER)),  # type: ignore[attr-defined]
         ("kernel cache", cache),
         ("integrators", ", ".join(sorted(INTEGRATORS))),
         ("landscapes", ", ".join(sorted(LANDSCAPES))),

@@ -243,8 +243,9 @@ def find_studies(root: str | Path | None = None) -> dict[str, Study]:
 
 def _run_function(study: Study) -> Callable[[StudyContext], None]:
     spec = importlib.util.spec_from_file_location(f"stochdyn_study_{study.name}", study.path / "study.py")
+    if spec is None or spec.loader is None:  # never for a .py file; a clear error if it ever happens
+        raise ImportError(f"Python cannot load {study.path / 'study.py'} as a module.")
     module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
     spec.loader.exec_module(module)
     if not callable(getattr(module, "run", None)):
         raise ValidationError(f"{study.path / 'study.py'} must define run(ctx)")

@@ -16,7 +16,7 @@ data (passage events), which is said in the function's docstring.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, cast
 
 import numpy as np
 import xarray as xr
@@ -81,7 +81,9 @@ def check_dims(name: str, dims: Any, da: xr.DataArray, owner: str, *, default: I
     """Validate a dimension name or sequence of names against ``da``; ``None`` gives ``default``
     (the present ones among them) or all of ``da.dims``."""
     if dims is None:
-        out = tuple(d for d in default if d in da.dims) if default is not None else tuple(da.dims)
+        # xarray types dimension names as Hashable; stochdyn names them with strings, and like a name
+        # passed in ``dims`` any other hashable is passed through unchanged
+        out = tuple(d for d in default if d in da.dims) if default is not None else cast(tuple[str, ...], tuple(da.dims))
     else:
         out = (dims,) if isinstance(dims, str) else tuple(dims)
     bad = [d for d in out if d not in da.dims]
@@ -170,7 +172,13 @@ def run_temperature(ds: xr.Dataset | xr.DataArray, temperature: Any, owner: str)
     return check_real("temperature", temperature, owner, gt=0.0)
 
 
-def apply_points(func, x: xr.DataArray, *, dim: str = "dim", out_core: bool = False) -> xr.DataArray:
+def sqrt(da: xr.DataArray) -> xr.DataArray:
+    """``np.sqrt(da)``: xarray's ufunc dispatch returns a DataArray, which NumPy's stubs type as an ndarray."""
+    return cast(xr.DataArray, np.sqrt(da))
+
+
+def apply_points(func: Callable[[np.ndarray], np.ndarray], x: xr.DataArray, *, dim: str = "dim",
+                 out_core: bool = False) -> xr.DataArray:
     """Apply ``func`` (points ``(..., d)`` -> ``(...)`` or ``(..., d)``) along ``dim``, lazily on Dask data."""
     return xr.apply_ufunc(
         func, x, input_core_dims=[[dim]], output_core_dims=[[dim]] if out_core else [[]],

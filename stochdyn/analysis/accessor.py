@@ -14,7 +14,7 @@ docstring) applied to the object; see there for parameters and formulas.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Concatenate, ParamSpec, TypeVar
 
 import xarray as xr
 
@@ -27,16 +27,21 @@ from .averages import average
 __all__ = ["StochdynDatasetAccessor", "StochdynDataArrayAccessor"]
 
 
-def _method(func: Callable) -> Callable:
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _method(func: Callable[Concatenate[Any, _P], _R]) -> Callable[Concatenate[_Common, _P], _R]:
+    """``func(obj, ...)`` as a method ``accessor.func(...)`` applied to the accessor's object."""
     @functools.wraps(func)
-    def method(self, *args: Any, **kwargs: Any) -> Any:
+    def method(self: _Common, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         return func(self._obj, *args, **kwargs)
 
     return method
 
 
 class _Common:
-    def __init__(self, obj: xr.Dataset | xr.DataArray):
+    def __init__(self, obj: xr.Dataset | xr.DataArray) -> None:
         self._obj = obj
 
     average = _method(average)
@@ -58,6 +63,8 @@ class _Common:
 @xr.register_dataset_accessor("sd")
 class StochdynDatasetAccessor(_Common):
     """stochdyn analyses of a run's Dataset (``ds.sd.<method>``)."""
+
+    _obj: xr.Dataset  # registered as the Dataset accessor: xarray passes the Dataset
 
     temperature = _method(temp.temperature)
     kinetic_temperature = _method(temp.kinetic_temperature)

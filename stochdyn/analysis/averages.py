@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from .._validation import check_int
-from ._base import check_dims, estimate, select
+from ._base import check_dims, estimate, select, sqrt
 from .correlation import integrated_autocorrelation_time
 
 __all__ = ["average", "ratio"]
@@ -32,7 +32,7 @@ def _stderr(da: xr.DataArray, dims: tuple[str, ...], replica_dim: str, time_dim:
         tau = integrated_autocorrelation_time(series, dim=time_dim, ensemble=ens)["records"]
         n = series.count((time_dim,) + ens)
         var = series.var((time_dim,) + ens, ddof=1)
-        return np.sqrt(var * tau.clip(min=1.0) / n), "integrated autocorrelation time of the series (Sokal window)"
+        return sqrt(var * tau.clip(min=1.0) / n), "integrated autocorrelation time of the series (Sokal window)"
     n = da.count(dims)
     return da.std(dims, ddof=1) / np.sqrt(n), "independent samples"
 

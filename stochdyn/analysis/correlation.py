@@ -7,13 +7,13 @@ replicas estimate the correlation as well as one long run of the same total leng
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import xarray as xr
 
 from .._validation import ValidationError, check_choice, check_int, check_real
-from ._base import check_dims, estimate, record_spacing, select
+from ._base import check_dims, estimate, record_spacing, select, sqrt
 
 __all__ = ["autocorrelation", "integrated_autocorrelation_time", "effective_sample_size"]
 
@@ -57,7 +57,9 @@ def _lag_coords(da: xr.DataArray, dim: str, max_lag: int) -> dict[str, Any]:
             "lag_step": ("lag", k * steps, {"long_name": "lag in integrator steps", "units": "1"})}
 
 
-def _setup(obj, var, dim, ensemble, max_lag, owner, default_max_lag):
+def _setup(obj: xr.Dataset | xr.DataArray, var: str | None, dim: str, ensemble: str | Iterable[str] | None,
+           max_lag: int | None, owner: str,
+           default_max_lag: Callable[[int], int]) -> tuple[xr.DataArray, str, tuple[str, ...], int, int]:
     da = select(obj, var, ("x", "energy"), owner)
     (dim,) = check_dims("dim", dim, da, owner)
     ens = check_dims("ensemble", ensemble, da, owner, default=("replica",))
@@ -126,7 +128,7 @@ def autocorrelation(obj: xr.Dataset | xr.DataArray, var: str | None = None, *, d
     else:
         sq = (rho**2).cumsum("lag") - rho**2  # sum_{j<k} rho_j^2, with rho_0^2 = 1 included
         lag_positive = xr.DataArray(np.arange(max_lag + 1) > 0, dims="lag")
-        se = np.sqrt((2.0 * sq - 1.0).clip(min=1.0) / (n * R)).where(lag_positive, 0.0)
+        se = sqrt((2.0 * sq - 1.0).clip(min=1.0) / (n * R)).where(lag_positive, 0.0)
         method = "Bartlett's formula"
     coords = _lag_coords(da, dim, max_lag)
     rho = rho.assign_coords(coords)

@@ -255,7 +255,7 @@ def escape_rate(passages: xr.Dataset, *, confidence: float = 0.95, offset: float
     lam = d / E
     alpha = 1.0 - confidence
 
-    def ci(d_, e_):
+    def ci(d_: Any, e_: Any) -> tuple[Any, Any]:
         d_ = np.asarray(d_, dtype=float)
         lo = np.where(d_ > 0, stats.chi2.ppf(alpha / 2, 2 * np.maximum(d_, 1)) / (2 * e_), 0.0)
         hi = stats.chi2.ppf(1 - alpha / 2, 2 * d_ + 2) / (2 * e_)
@@ -270,7 +270,7 @@ def escape_rate(passages: xr.Dataset, *, confidence: float = 0.95, offset: float
                     ci_low=lo, ci_high=hi, mean_time=(1.0 / lam).assign_attrs(units=units), n_events=d, exposure=E)
 
 
-def censored_mean(duration: Any, reached: Any, tail_start: float | None = None) -> dict[str, float]:
+def censored_mean(duration: Any, reached: Any, tail_start: float | None = None) -> dict[str, Any]:
     r"""Mean of a waiting time from right-censored samples, by a constant-hazard (exponential) tail.
 
     Samples :math:`D_i = \min(T_i, c_i)` with :math:`\delta_i = 1[T_i \le c_i]`. With no censoring this is

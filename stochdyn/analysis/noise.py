@@ -119,6 +119,7 @@ def gradient_noise(ds: xr.Dataset, *, trace_var: str = "grad_var", norm_var: str
         ds = discard_burn_in(ds, burn_in)
     tr = select(ds, trace_var, trace_var, owner).astype(float)
     g = select(ds, norm_var, norm_var, owner).astype(float)
+    B: xr.DataArray | float  # recorded per step, or one number
     if isinstance(batch_size, str):
         if batch_size in ds.data_vars:
             B = ds[batch_size].astype(float)

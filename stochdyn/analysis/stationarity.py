@@ -79,9 +79,9 @@ def detect_burn_in(obj: xr.Dataset | xr.DataArray, var: str | Iterable[str] | No
             continue
         other = [d for d in (replica_dim, "individual") if d in da.dims]
         m = da.mean(other) if other else da
-        m = m.transpose(..., time_dim).values
-        m = np.asarray(m, dtype=float).reshape(-1, m.shape[-1])
-        for row in m:
+        values = m.transpose(..., time_dim).values
+        rows = np.asarray(values, dtype=float).reshape(-1, values.shape[-1])
+        for row in rows:
             cut = max(cut, _mser(row[np.isfinite(row)], batch))
     return cut
 
@@ -97,7 +97,7 @@ def discard_burn_in(obj: xr.Dataset | xr.DataArray, burn_in: int | str | None = 
         return obj
     if time_dim not in obj.dims:
         return obj
-    if burn_in == "auto":
+    if isinstance(burn_in, str):  # "auto", the one string check_burn_in lets through
         burn_in = detect_burn_in(obj, time_dim=time_dim, **kwargs)
     if burn_in >= obj.sizes[time_dim]:
         raise ValidationError(f"The 'burn_in' parameter ({burn_in}) must leave records: the data have "
@@ -152,6 +152,11 @@ def _gl_grid(lo: float, hi: float, cells: int) -> tuple[np.ndarray, np.ndarray, 
     nodes = (mid[:, None] + half[:, None] * _GL_NODES[None, :]).ravel()
     weights = (half[:, None] * _GL_WEIGHTS[None, :]).ravel()
     return nodes, weights, edges
+
+
+def _low_high(bounds: Any) -> tuple[float, float]:
+    """The first two entries of a (low, high) sequence, as a pair."""
+    return bounds[0], bounds[1]
 
 
 def _expand(bounds: tuple[float, float], excess: Callable[[float], bool]) -> tuple[float, float]:
@@ -248,18 +253,18 @@ def gibbs_marginal(landscape: Any = None, temperature: float = 1.0, coordinate: 
         raise ValidationError(f"{owner} needs a 'landscape' or a 1-D 'potential'.")
     if potential is not None:
         F = potential
-        guess = tuple(bounds) if bounds is not None else (-1.0, 1.0)
+        guess = _low_high(bounds) if bounds is not None else (-1.0, 1.0)
     else:
         d = landscape.dim
         c = check_int("coordinate", coordinate, owner, ge=0, lt=d)
         pb = getattr(landscape, "plot_bounds", ((-2.0, 2.0),) * 2)
-        guess_c = tuple(bounds) if bounds is not None else tuple(pb[min(c, len(pb) - 1)])
+        guess_c = _low_high(bounds if bounds is not None else pb[min(c, len(pb) - 1)])
         if d == 1:
-            def F(s):
+            def F(s: np.ndarray) -> np.ndarray:
                 return landscape.value(np.asarray(s, float)[..., None])
         elif d == 2:
             o = 1 - c
-            yb = _expand(tuple(pb[min(o, len(pb) - 1)]), lambda y: False)
+            yb = _expand(_low_high(pb[min(o, len(pb) - 1)]), lambda y: False)
             F = _free_energy_2d(landscape, c, T, guess_c, yb)
         else:
             from ..theory.escape import potential_along  # theory (SciPy) is imported on use
@@ -294,7 +299,7 @@ def _free_energy_2d(landscape: Any, c: int, T: float, sb: tuple[float, float], y
     lo, hi = _expand(yb, too_heavy)
     ny, wy, _ = _gl_grid(lo, hi, 128)
 
-    def F(s):
+    def F(s: np.ndarray) -> np.ndarray:
         s = np.asarray(s, dtype=float)
         flat = s.ravel()
         out = np.empty(flat.size)
@@ -311,7 +316,9 @@ def _free_energy_2d(landscape: Any, c: int, T: float, sb: tuple[float, float], y
 # ---------------------------------------------------------------------------------------------
 # histograms and goodness of fit
 # ---------------------------------------------------------------------------------------------
-def coordinate_samples(obj, var, coordinate, burn_in, owner, replica_dim="replica", time_dim="time") -> xr.DataArray:
+def coordinate_samples(obj: xr.Dataset | xr.DataArray, var: str | None, coordinate: int, burn_in: int | str | None,
+                       owner: str, replica_dim: str = "replica", time_dim: str = "time") -> xr.DataArray:
+    """The samples of one coordinate of ``var`` (default ``x``) after the burn-in."""
     if burn_in is not None:
         obj = discard_burn_in(obj, burn_in, time_dim=time_dim)
     da = select(obj, var, ("x",), owner)
@@ -439,7 +446,8 @@ def stationary_histogram(obj: xr.Dataset | xr.DataArray, landscape: Any = None, 
     return out
 
 
-def _histogram_for_test(obj, owner, landscape, temperature, kw) -> xr.Dataset:
+def _histogram_for_test(obj: xr.Dataset | xr.DataArray, owner: str, landscape: Any, temperature: float | None,
+                        kw: dict[str, Any]) -> xr.Dataset:
     if isinstance(obj, xr.Dataset) and "value" in obj and "bin" in obj.dims:
         hist = obj
     else:

@@ -32,14 +32,15 @@ __all__ = [
 _SAMPLE_DIMS = ("replica", "time", "individual")
 
 
-def _prepare(obj, var, default, burn_in, owner) -> xr.DataArray:
+def _prepare(obj: xr.Dataset | xr.DataArray, var: str | None, default: str | Iterable[str], burn_in: int | str | None,
+             owner: str) -> xr.DataArray:
     burn_in = check_burn_in(burn_in, owner)
     if burn_in is not None:
         obj = discard_burn_in(obj, burn_in)
     return select(obj, var, default, owner)
 
 
-def _dims(dims, da, per_coordinate, owner) -> tuple[str, ...]:
+def _dims(dims: str | Iterable[str] | None, da: xr.DataArray, per_coordinate: bool, owner: str) -> tuple[str, ...]:
     default = _SAMPLE_DIMS if per_coordinate else _SAMPLE_DIMS + ("dim",)
     return check_dims("dims", dims, da, owner, default=default)
 
@@ -120,7 +121,8 @@ def configurational_temperature(ds: xr.Dataset, landscape: Any = None, *, var: s
     return est
 
 
-def _basin_hessian(ds, x, stiffness, hessian, landscape, owner) -> np.ndarray:
+def _basin_hessian(ds: xr.Dataset, x: xr.DataArray, stiffness: Any, hessian: Any, landscape: Any,
+                   owner: str) -> np.ndarray:
     d = x.sizes["dim"] if "dim" in x.dims else 1
     if stiffness is not None and hessian is not None:
         raise ValidationError(f"{owner} takes 'stiffness' or 'hessian', not both.")
@@ -212,12 +214,12 @@ def histogram_temperature(ds: xr.Dataset, landscape: Any = None, *, potential: C
     edges = np.histogram_bin_edges(vals, bins=bins, range=range)
     counts = batch_counts(samples, edges)
     K = edges.size - 1
-    nodes, w = [], []
+    node_rows, weight_rows = [], []
     for b in np.arange(K):
         nb, wb, _ = _gl_grid(edges[b], edges[b + 1], 1)
-        nodes.append(nb)
-        w.append(wb)
-    nodes, w = np.array(nodes), np.array(w)
+        node_rows.append(nb)
+        weight_rows.append(wb)
+    nodes, w = np.array(node_rows), np.array(weight_rows)
     F = np.asarray(potential(nodes), dtype=float)
     F = F - F.min()
     n_tot = counts.sum(axis=0)
@@ -250,8 +252,10 @@ def histogram_temperature(ds: xr.Dataset, landscape: Any = None, *, potential: C
     return est
 
 
-_METHODS = {"kinetic": kinetic_temperature, "configurational": configurational_temperature,
-            "variance": variance_temperature, "histogram": histogram_temperature}
+_METHODS: dict[str, Callable[..., xr.Dataset]] = {
+    "kinetic": kinetic_temperature, "configurational": configurational_temperature,
+    "variance": variance_temperature, "histogram": histogram_temperature,
+}
 
 
 def temperature(ds: xr.Dataset, method: str = "auto", **kwargs: Any) -> xr.Dataset:

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from .._validation import ValidationError, check_array, check_bool
-from ._base import check_burn_in, check_dims, estimate, run_parameter, select
+from ._base import check_burn_in, check_dims, estimate, run_parameter, select, sqrt
 from .averages import average
 from .stationarity import discard_burn_in
 
@@ -81,12 +81,13 @@ def variance_decomposition(obj: xr.Dataset | xr.DataArray, var: str | None = Non
     grand = (n * m).sum("group") / N
     b_term = (m - grand) ** 2
     parts = {"between": b_term, "within": w, "total": w + b_term}
-    val, se = {}, {}
+    val: dict[str, xr.DataArray] = {}
+    se: dict[str, xr.DataArray] = {}
     for k, a in parts.items():
         v = (n * a).sum("group") / N
         resid = n * (a - v)
         val[k] = v
-        se[k] = np.sqrt((resid**2).sum("group") * G / (G - 1)) / N
+        se[k] = sqrt((resid**2).sum("group") * G / (G - 1)) / N
     if unbiased:
         nbar = N / G
         sw = val["within"] * nbar / (nbar - 1)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from .._repr import HTMLRepr
 from .._validation import ValidationError, check_array
@@ -21,11 +22,14 @@ from .._validation import ValidationError, check_array
 __all__ = ["Integrator", "Variable", "State", "INTEGRATORS", "register_integrator", "integrator_from_dict"]
 
 #: class name -> Integrator subclass, for specs and for rebuilding runs from attributes
-INTEGRATORS: dict[str, type] = {}
+INTEGRATORS: dict[str, type["Integrator"]] = {}
+
+_IntegratorType = TypeVar("_IntegratorType", bound=type["Integrator"])
 
 
-def register_integrator(cls: type) -> type:
-    """Class decorator: make an integrator available to specs under its class name."""
+def register_integrator(cls: _IntegratorType) -> _IntegratorType:
+    """Class decorator: make an integrator available to specs under its class name (returns the
+    class itself, so the decorated name keeps its own type)."""
     INTEGRATORS[cls.__name__] = cls
     return cls
 
@@ -64,11 +68,11 @@ class State:
     divergence steps, ...); ``scratch`` holds buffers that can be rebuilt (gradients, energies).
     """
 
-    arrays: dict[str, np.ndarray]
-    scratch: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    arrays: dict[str, npt.NDArray[Any]]
+    scratch: dict[str, npt.NDArray[Any]] = dataclasses.field(default_factory=dict)
     step: int = 0
 
-    def __getitem__(self, name: str) -> np.ndarray:
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
         return self.arrays[name] if name in self.arrays else self.scratch[name]
 
 
@@ -81,24 +85,29 @@ class Integrator(HTMLRepr):
     #: long name and units of the ``time`` coordinate
     time_long_name: ClassVar[str] = "time"
     time_units: ClassVar[str] = "1"
+    #: every concrete integrator is a frozen dataclass (declared here, set by ``@dataclass`` on the
+    #: subclasses), so ``dataclasses.fields`` and ``dataclasses.replace`` accept any Integrator
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     # -- description ------------------------------------------------------------------------
     @property
     def name(self) -> str:
+        """The integrator's class name (the algorithm's name)."""
         return type(self).__name__
 
     def params(self) -> dict[str, Any]:
         """Hyper-parameters as plain Python values (lists for arrays), for attrs and specs."""
-        out = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             out[f.name] = _plain(v)
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        """``{"type": name, **params}`` without unset (None) parameters, as specs write it."""
         return {"type": self.name, **{k: v for k, v in self.params().items() if v is not None}}
 
-    def time_of_step(self, steps: np.ndarray) -> np.ndarray:
+    def time_of_step(self, steps: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.float64]:
         """The ``time`` coordinate of the given step numbers (default: the step itself)."""
         return np.asarray(steps, dtype=np.float64)
 
@@ -115,7 +124,7 @@ class Integrator(HTMLRepr):
         """Dimension of the state ``x`` on ``target``."""
         return int(target.dim)
 
-    def prepare_x0(self, x0: Any, target: Any, n_replicas: int) -> np.ndarray:
+    def prepare_x0(self, x0: Any, target: Any, n_replicas: int) -> npt.NDArray[np.float64]:
         """Validate ``x0`` (one point ``(dim,)`` or one per replica ``(n_replicas, dim)``; ``None`` is
         the origin) and return a fresh ``(n_replicas, dim)`` float array."""
         d = self.dim(target)
@@ -140,15 +149,15 @@ class Integrator(HTMLRepr):
         """The variables recorded at each recorded step."""
         raise NotImplementedError
 
-    def init_state(self, target: Any, x0: np.ndarray, rng: np.ndarray) -> State:
+    def init_state(self, target: Any, x0: npt.NDArray[np.float64], rng: npt.NDArray[np.uint64]) -> State:
         """Build the state from validated ``x0`` and the generator words ``rng`` (``uint64[R, 2]``)."""
         raise NotImplementedError
 
-    def record(self, target: Any, state: State, out: dict[str, np.ndarray], k: int) -> None:
+    def record(self, target: Any, state: State, out: dict[str, npt.NDArray[Any]], k: int) -> None:
         """Write the current state into record ``k`` of ``out`` (used for the initial record)."""
         raise NotImplementedError
 
-    def advance(self, target: Any, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray],
+    def advance(self, target: Any, state: State, n_steps: int, record_every: int, out: dict[str, npt.NDArray[Any]],
                 k0: int, block: int) -> None:
         """Advance every replica by ``n_steps`` (a multiple of ``record_every``) from ``state.step``,
         writing the records at steps ``state.step + j*record_every`` (j = 1, 2, ...) into
@@ -179,4 +188,5 @@ def as_float_tuple(value: Any) -> Any:
 
 
 def params_json(integrator: Integrator) -> str:
+    """The integrator's description (:meth:`Integrator.to_dict`) as JSON, for Dataset attributes."""
     return json.dumps(integrator.to_dict())

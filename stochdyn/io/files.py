@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def _nbytes(ds: xr.Dataset) -> int:
     return int(sum(v.dtype.itemsize * v.size for v in ds.variables.values()))
 
 
-def _netcdf_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+def _netcdf_encoding(ds: xr.Dataset) -> dict[Hashable, dict[str, Any]]:
     """A Fletcher-32 checksum on every numeric array, verified by HDF5 whenever it is read."""
     return {name: {"fletcher32": True} for name, v in ds.variables.items() if v.ndim and v.dtype.kind in "biuf"}
 

@@ -60,7 +60,7 @@ def step_times(steps: np.ndarray, dt: float) -> np.ndarray:
 
 
 def _flatten(prefix: str, params: dict[str, Any]) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in params.items():
         if k == "type" or v is None:
             continue

@@ -16,9 +16,10 @@ A landscape has two faces that share one formula:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from .._numba_utils import eval_block
 from .._repr import HTMLRepr
@@ -29,9 +30,12 @@ __all__ = ["Landscape", "LANDSCAPES", "register", "landscape_from_dict"]
 #: name -> Landscape subclass, for specs and for rebuilding a landscape from Dataset attributes
 LANDSCAPES: dict[str, type["Landscape"]] = {}
 
+_LandscapeType = TypeVar("_LandscapeType", bound=type["Landscape"])
 
-def register(cls: type["Landscape"]) -> type["Landscape"]:
-    """Class decorator: make a landscape class available to specs under its class name."""
+
+def register(cls: _LandscapeType) -> _LandscapeType:
+    """Class decorator: make a landscape class available to specs under its class name (returns the
+    class itself, so the decorated name keeps its own type)."""
     LANDSCAPES[cls.__name__] = cls
     return cls
 
@@ -50,10 +54,12 @@ class Landscape(HTMLRepr):  # HTMLRepr: a table of the parameters in notebooks
     #: optional block function with the same signature that writes only U (the gradient slot is
     #: scratch); evolution and population methods call it through :attr:`compiled_value`
     _value_block: ClassVar[Any] = None
+    #: the columns function generated from ``_block`` (set per class on first use, see compiled_columns)
+    _columns_generated: ClassVar[Any]
     #: default plotting window, one (low, high) pair per shown coordinate
     plot_bounds: tuple[tuple[float, float], ...] = ((-2.0, 2.0), (-2.0, 2.0))
 
-    def __init__(self, dim: int, theta: np.ndarray, params: dict[str, Any]):
+    def __init__(self, dim: int, theta: npt.ArrayLike, params: dict[str, Any]) -> None:
         self._dim = check_int("dim", dim, type(self).__name__, ge=1)
         theta = np.ascontiguousarray(theta, dtype=np.float64).ravel()
         if theta.size == 0:  # keep a valid pointer for parameter-free landscapes
@@ -84,17 +90,17 @@ class Landscape(HTMLRepr):  # HTMLRepr: a table of the parameters in notebooks
         return self._theta
 
     @property
-    def compiled(self):
+    def compiled(self) -> Any:
         """The compiled block function (``numba.cfunc``) kernels call (compiled on first use)."""
         block = type(self)._block
         return block.get() if hasattr(block, "get") else block
 
     @property
-    def compiled_columns(self):
+    def compiled_columns(self) -> Any:
         """The compiled block function on points stored by coordinate (``LANDSCAPE_COLUMNS_SIG``)."""
         # the columns function belongs with the block function of the same class (a subclass that
         # replaces ``_block`` and not ``_columns`` gets the generated one, never its parent's)
-        owner = next(c for c in type(self).__mro__ if "_block" in c.__dict__)
+        owner = next(c for c in type(self).__mro__ if issubclass(c, Landscape) and "_block" in c.__dict__)
         block = owner.__dict__.get("_columns")
         if block is not None:
             try:
@@ -106,7 +112,7 @@ class Landscape(HTMLRepr):  # HTMLRepr: a table of the parameters in notebooks
         return owner.__dict__["_columns_generated"]
 
     @property
-    def compiled_value(self):
+    def compiled_value(self) -> Any:
         """A compiled block function of the same signature that writes U only (the gradient slot is
         used as scratch), for methods that never read the gradient (evolution strategies,
         populations); the full :attr:`compiled` block when the landscape has no value-only one."""
@@ -126,15 +132,16 @@ class Landscape(HTMLRepr):  # HTMLRepr: a table of the parameters in notebooks
 
     def __eq__(self, other: object) -> bool:
         return (
-            type(other) is type(self)
-            and other.dim == self.dim  # type: ignore[attr-defined]
-            and np.array_equal(other.theta, self.theta)  # type: ignore[attr-defined]
+            isinstance(other, Landscape)  # implied by the next line; narrows ``other`` for type checkers
+            and type(other) is type(self)
+            and other.dim == self.dim
+            and np.array_equal(other.theta, self.theta)
         )
 
     def __hash__(self) -> int:
         return hash((self.name, self.dim, self.theta.tobytes()))
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
         # cfuncs do not pickle; rebuild from the description on the other side (Dask workers)
         return (landscape_from_dict, (self.to_dict(),))
 
@@ -202,7 +209,7 @@ def _columns(xp, gp, vp, n, d, ld, tp, nt):
 """
 
 
-def _columns_from_block(block):
+def _columns_from_block(block: Any) -> Any:
     """A columns function for a landscape class that only defines the row block function: it copies
     each point into a row and calls ``block`` on it (correct, slower; compiled once per class and
     process). Built-in landscapes define their own."""

@@ -100,7 +100,7 @@ class Harmonic(Landscape):
     _block = _harmonic_block
     _columns = _harmonic_columns
 
-    plot_bounds = ((-3.0, 3.0), (-3.0, 3.0))
+    plot_bounds: tuple[tuple[float, float], ...] = ((-3.0, 3.0), (-3.0, 3.0))
 
     def __init__(self, stiffness: Any = None, hessian: Any = None, center: Any = None, dim: int | None = None):
         owner = "Harmonic"
@@ -219,7 +219,7 @@ class DoubleWell(Landscape):
     _block = _double_well_block
     _columns = _double_well_columns
 
-    plot_bounds = ((-2.0, 2.0), (-1.5, 1.5))
+    plot_bounds: tuple[tuple[float, float], ...] = ((-2.0, 2.0), (-1.5, 1.5))
 
     def __init__(self, dim: int = 2, barrier: float = 1.0, separation: float = 2.0, tilt: float = 0.0, stiffness: float = 1.0):
         owner = "DoubleWell"
@@ -305,7 +305,7 @@ class MuellerBrown(Landscape):
     _block = _mueller_brown_block
     _columns = _mueller_brown_columns
 
-    plot_bounds = ((-1.5, 1.2), (-0.5, 2.0))
+    plot_bounds: tuple[tuple[float, float], ...] = ((-1.5, 1.2), (-0.5, 2.0))
 
     def __init__(self, scale: float = 1.0, dim: int = 2):
         if check_int("dim", dim, "MuellerBrown", ge=1) != 2:
@@ -369,7 +369,7 @@ class Rosenbrock(Landscape):
     _block = _rosenbrock_block
     _columns = _rosenbrock_columns
 
-    plot_bounds = ((-2.0, 2.0), (-1.0, 3.0))
+    plot_bounds: tuple[tuple[float, float], ...] = ((-2.0, 2.0), (-1.0, 3.0))
 
     def __init__(self, dim: int = 2, a: float = 1.0, b: float = 100.0):
         dim = check_int("dim", dim, "Rosenbrock", ge=2)
@@ -422,7 +422,7 @@ class Rastrigin(Landscape):
     _block = _rastrigin_block
     _columns = _rastrigin_columns
 
-    plot_bounds = ((-5.12, 5.12), (-5.12, 5.12))
+    plot_bounds: tuple[tuple[float, float], ...] = ((-5.12, 5.12), (-5.12, 5.12))
 
     def __init__(self, dim: int = 2, amplitude: float = 10.0):
         dim = check_int("dim", dim, "Rastrigin", ge=1)

@@ -9,11 +9,12 @@ is noncentral :math:`\chi^2_n(R^2/\sigma^2)`.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy import integrate, special
 
-def _stats():
+def _stats() -> Any:
     from scipy import stats  # imported on use: scipy.stats costs ~0.2 s at import
 
     return stats
@@ -70,7 +71,7 @@ def normal_order_statistics(lam: int, moment: int = 1) -> np.ndarray:
     for k in range(1, lam + 1):
         logc = special.gammaln(lam + 1) - special.gammaln(k) - special.gammaln(lam - k + 1)
 
-        def f(x, k=k, logc=logc):
+        def f(x: float, k: int = k, logc: float = logc) -> float:
             return x**moment * math.exp(logc + (k - 1) * norm.logcdf(x) + (lam - k) * norm.logsf(x) + norm.logpdf(x))
 
         out[lam - k] = integrate.quad(f, -12, 12, limit=200, epsabs=1e-13)[0]

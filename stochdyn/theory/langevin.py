@@ -9,7 +9,7 @@ continuous-time limit involved. Closed forms for the scalar cases are given besi
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -218,7 +218,7 @@ class GridDensity:
         return float(np.sum(self(nodes) * (half[:, None] * w).ravel()))
 
 
-def em_stationary_density_1d(potential, dt: float, temperature: float, *, bounds: tuple[float, float] | None = None,
+def em_stationary_density_1d(potential: Any, dt: float, temperature: float, *, bounds: tuple[float, float] | None = None,
                              coordinate: int = 0, gradient: Callable | None = None, cells_per_sigma: float = 2.0,
                              max_nodes: int = 6000) -> GridDensity:
     r"""Exact stationary density of the 1-D Euler–Maruyama chain at finite step (not the Gibbs density).

@@ -13,12 +13,16 @@ birth–death. Diffusion (Kimura) formulas are given beside, for comparison.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 from scipy import linalg
 
-def _binom_pmf(k, n, p):
+if TYPE_CHECKING:
+    from .langevin import GridDensity
+
+
+def _binom_pmf(k: Any, n: Any, p: Any) -> Any:
     from scipy import stats  # imported on use: scipy.stats costs ~0.2 s at import
 
     return stats.binom.pmf(k, n, p)
@@ -387,7 +391,7 @@ def two_type_expected_frequency(N: int, r: float, i0: int, generations: np.ndarr
     return out if np.ndim(generations) else out[0]
 
 
-def gaussian_selection_response(potential, mean: np.ndarray, cov: np.ndarray, selection: float = 1.0,
+def gaussian_selection_response(potential: Any, mean: np.ndarray, cov: np.ndarray, selection: float = 1.0,
                                 order: int = 48) -> np.ndarray:
     r"""Exact one-generation response of an infinite Gaussian population :math:`\mathcal N(\bar z, G)` to
     :math:`W = e^{-sU}` on any landscape U.
@@ -419,9 +423,9 @@ def gaussian_selection_response(potential, mean: np.ndarray, cov: np.ndarray, se
     return (a @ z) / a.sum() - m
 
 
-def origin_fixation_density(potential, N: int, selection: float, mutation_scale: float, model: str = "moran", *,
+def origin_fixation_density(potential: Any, N: int, selection: float, mutation_scale: float, model: str = "moran", *,
                             bounds: tuple[float, float] | None = None, coordinate: int = 0,
-                            cells_per_sigma: float = 3.0, max_nodes: int = 3000):
+                            cells_per_sigma: float = 3.0, max_nodes: int = 3000) -> GridDensity:
     r"""Stationary density of a continuous 1-D trait in the weak-mutation (origin–fixation) limit, exact.
 
     A monomorphic population at trait x, fitness :math:`W = e^{-sU}`, receives mutants
@@ -466,7 +470,8 @@ def origin_fixation_density(potential, N: int, selection: float, mutation_scale:
                          f"max_nodes={max_nodes} quadrature nodes; raise max_nodes or narrow 'bounds'.") from None
     u = U(x)
 
-    def rates(src_x, src_u, dst_x, dst_u, dst_w):
+    def rates(src_x: np.ndarray, src_u: np.ndarray, dst_x: np.ndarray, dst_u: np.ndarray,
+              dst_w: np.ndarray) -> np.ndarray:
         phi = np.exp(-0.5 * ((dst_x[None, :] - src_x[:, None]) / sm) ** 2) / (sm * math.sqrt(2.0 * math.pi))
         return phi * dst_w[None, :] * _fixation_probabilities(-s * (dst_u[None, :] - src_u[:, None]), N, model)
 
@@ -492,9 +497,9 @@ def origin_fixation_density(potential, N: int, selection: float, mutation_scale:
 # ---------------------------------------------------------------------------------------------
 # added for the evolution study: finite-population response, moving optimum, two-locus recombination
 # ---------------------------------------------------------------------------------------------
-def finite_population_selection_response(fitness, mean: float, variance: float, population_size: int, *,
-                                         grid: int = 801, width: float = 12.0, log_t: tuple[float, float] = (-40.0, 80.0),
-                                         t_points: int = 2401) -> float:
+def finite_population_selection_response(fitness: Callable[[np.ndarray], np.ndarray], mean: float, variance: float,
+                                         population_size: int, *, grid: int = 801, width: float = 12.0,
+                                         log_t: tuple[float, float] = (-40.0, 80.0), t_points: int = 2401) -> float:
     r"""Exact expected one-generation response :math:`\mathrm E[\Delta\bar z]` of M parents drawn i.i.d.
     from :math:`\mathcal N(\mu, V)`, under fitness-proportional selection (one trait).
 

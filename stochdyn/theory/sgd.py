@@ -635,7 +635,7 @@ def _symmetric_basis(nz: int) -> tuple[np.ndarray, np.ndarray, list[tuple[int, .
     """Lift (nz^4 x m) from values on sorted index tuples to the full symmetric tensor, and the pick (m,) indices."""
     import itertools
 
-    tuples = list(itertools.combinations_with_replacement(range(nz), 4))
+    tuples: list[tuple[int, ...]] = list(itertools.combinations_with_replacement(range(nz), 4))
     pos = {t: k for k, t in enumerate(tuples)}
     lift = np.zeros((nz**4, len(tuples)))
     for flat, idx in enumerate(itertools.product(range(nz), repeat=4)):
@@ -1122,6 +1122,7 @@ def norm_test_survival(x0: float, lr: float, batch_size: int, theta: float, n_st
     lam = B * (h * grid / s) ** 2
     lam0 = B * (h * x0 / s) ** 2
     acc = 0.0
+    f_prev: np.ndarray  # the density one step back, set from the second step on (read from t = 2)
     for t in range(1, n + 1):
         out[t] = float(wts @ f)
         acc += (1.0 - out[1]) * lam0 if t == 1 else float((f_prev * wts * fire) @ lam)

