@@ -3,8 +3,8 @@
 Layout: ``x[r, i, :]`` is the trait (continuous) or the genotype (allele indices stored as floats) of
 individual ``i`` of replica ``r``. ``u[r, i]`` and ``w[r, i]`` hold its energy U and fitness W. The
 landscape is evaluated on a whole population at once (one call of the compiled block function),
-the fitness map likewise. ``prange`` runs over replicas; each replica draws only from its own
-generator, so results do not depend on threads, chunking or which other replicas run.
+the fitness map likewise. Each replica draws only from its own generator, so results do not depend
+on threads, chunking or which other replicas run.
 
 A population whose fitness becomes negative or non-finite somewhere, or zero everywhere, cannot be
 sampled: the replica is set to NaN and frozen, and the generation written to ``diverged``.
@@ -13,8 +13,8 @@ Records are written after generations that are multiples of ``record_every`` int
 ``k0 + (step - step0) // record_every - 1``; with ``record_first`` the current state is first
 written into record ``k0 - 1`` (the driver's initial record: a call with ``n_steps = 0``).
 
-Kernels are serial functions of a replica range ``(r0, r1, ...)`` that release the GIL, run on
-Numba's thread count by :func:`stochdyn.integrators._kernels.threads.over_replicas`. Genotype
+Kernels are serial functions of a replica range (the last two arguments ``r0, r1``) that release
+the GIL, run on Numba's thread count by :func:`stochdyn._numba_utils.run_blocks`. Genotype
 populations are recognised by ``out_freq`` being an array (None for continuous traits), so a run
 compiles only the mutation and recording code of its own kind. A ``halted`` replica (generation,
 -1 while running) keeps its population and stream and repeats its records (for stopping rules).
@@ -156,9 +156,9 @@ def write_record(x, u, w, r, k, n_evals, out_mean, out_var, out_e, out_wm, out_w
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def wright_fisher(r0, r1, fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias, small, large, rng, diverged, halted,
+def wright_fisher(fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias, small, large, rng, diverged, halted,
                   mut_rate, mut_scale, rec, record_first, step0, n_steps, record_every,
-                  out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0):
+                  out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0, r0, r1):
     """Wright–Fisher generations: N offspring, each with parent(s) drawn i.i.d. with probability W_i / sum W.
 
     Offspring = clone of the parent, or with probability ``rec[1]`` a recombinant of two parents
@@ -202,9 +202,9 @@ def wright_fisher(r0, r1, fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def moran(r0, r1, fn, theta, fmap, sel, x, child, grad, u, w, cgrad, cu, cw, rng, diverged, halted,
+def moran(fn, theta, fmap, sel, x, child, grad, u, w, cgrad, cu, cw, rng, diverged, halted,
           mut_rate, mut_scale, rec, record_first, step0, n_steps, record_every,
-          out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0):
+          out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0, r0, r1):
     """Moran process; one step (generation) = N birth–death events.
 
     Event: a parent drawn with probability W_i / sum W (exact rejection sampling against an upper
