@@ -10,13 +10,12 @@ allocate, so they can run inside ``prange`` loops over replicas.
   series accurate to ~1e-12 in log-probability, the inversion is truncated at ``np + 10·sd + ...``
   where the neglected mass is below 1e-20 and restarts rather than biasing).
 * :func:`multinomial` — conditional binomials, ``n_i ~ Bin(n - Σ_{j<i} n_j, p_i / Σ_{j>=i} p_j)``.
-* :func:`alias_setup` / :func:`alias_draw` — Walker's alias method in Vose's stable form (Vose 1991,
-  IEEE TSE 17(9), 972): O(K) set-up, O(1) exact categorical draws from one 64-bit number
-  (:func:`index_and_coin`).
-* :func:`categorical_bounded` — draw ``j`` with probability ``w_j / Σ w`` by rejection from a
-  uniform index with acceptance ``w_j / w_max`` (one 64-bit number per trial; no set-up);
-  exact for any upper bound ``w_max >= max w``. :func:`categorical_rejection` is the same with two
-  numbers per trial (the Moran process, whose weights change after every event).
+* :func:`categorical_draw` — ``j`` with probability ``w_j / Σ w``, either by rejection from a
+  uniform index with acceptance ``w_j / w_max`` (no set-up; exact for any upper bound
+  ``w_max >= max w``), or from the tables of :func:`alias_setup`, Walker's alias method in Vose's
+  stable form (Vose 1991, IEEE TSE 17(9), 972: O(K) set-up, then one trial per draw); one 64-bit
+  number per trial (:func:`index_and_coin`). :func:`categorical_rejection` is the rejection sampler
+  with two numbers per trial (the Moran process, whose weights change after every event).
 
 One 64-bit number per trial (:func:`index_and_coin`, :func:`coin_below`): its upper 32 bits give
 the index by Lemire's exact method and its lower 32 bits, independent of them, an integer ``c``
@@ -42,10 +41,9 @@ __all__ = [
     "binomial_btpe",
     "multinomial",
     "alias_setup",
-    "alias_draw",
+    "categorical_draw",
     "index_and_coin",
     "coin_below",
-    "categorical_bounded",
     "categorical_rejection",
     "fill_binomial",
     "fill_multinomial",
@@ -292,31 +290,27 @@ def coin_below(c, t, s0, s1):
 
 
 @njit(inline="always", cache=True)
-def alias_draw(prob, alias, n, s0, s1):
-    """One categorical draw from alias tables of size ``n`` (see :func:`alias_setup`): ``j`` uniform,
-    kept with probability ``prob[j]``, else ``alias[j]``; one 64-bit number (:func:`index_and_coin`).
+def categorical_draw(bounded, scale, w, prob, alias, n, s0, s1):
+    """Index ``j < n`` with probability ``w[j] / Σ w[:n]``; one 64-bit number per trial.
 
-    ``prob`` and ``alias`` are pointers to the tables (``row_ptr``): inside a kernel's loops an array
-    argument of an inlined function costs reference counting on every call.
+    * ``bounded``: by rejection against an upper bound ``w_max >= max w > 0`` given as
+      ``scale = 2^32 / w_max`` — ``j`` uniform, accepted with probability ``w[j] / w_max``; no
+      set-up, ``n w_max / Σ w`` trials on average (``prob``, ``alias`` unused).
+    * otherwise: from the alias tables of :func:`alias_setup` — ``j`` uniform, kept with probability
+      ``prob[j]``, else ``alias[j]``; one trial (``w``, ``scale`` unused).
+
+    The arrays are pointers (``row_ptr``): inside a kernel's loops an array argument of an inlined
+    function costs reference counting on every call. Both modes are one loop, so a kernel that can
+    take either holds one copy of the trial.
     """
-    j, c, s0, s1 = index_and_coin(n, s0, s1)
-    keep, s0, s1 = coin_below(c, prob[j] * TWO32, s0, s1)
-    if keep:
-        return j, s0, s1
-    return alias[j], s0, s1
-
-
-@njit(inline="always", cache=True)
-def categorical_bounded(w, n, scale, s0, s1):
-    """Index ``j < n`` with probability ``w[j] / Σ w[:n]`` by rejection: ``j`` uniform, accepted with
-    probability ``w[j] * scale / 2^32``, where ``scale = 2^32 / w_max`` for an upper bound
-    ``w_max >= max w > 0``; one 64-bit number per trial, ``n w_max / Σ w`` trials on average.
-    ``w`` is a pointer to the weights (as in :func:`alias_draw`)."""
     while True:
         j, c, s0, s1 = index_and_coin(n, s0, s1)
-        ok, s0, s1 = coin_below(c, w[j] * scale, s0, s1)
-        if ok:
+        t = w[j] * scale if bounded else prob[j] * TWO32
+        keep, s0, s1 = coin_below(c, t, s0, s1)
+        if keep:
             return j, s0, s1
+        if not bounded:
+            return alias[j], s0, s1
 
 
 @njit(inline="always", cache=True)
@@ -363,10 +357,12 @@ def fill_alias(state, w, out):
     small = np.empty(K, dtype=np.int64)
     large = np.empty(K, dtype=np.int64)
     alias_setup(w, K, prob, alias, small, large)
+    pp = row_ptr(prob, 0)
+    ap = row_ptr(alias, 0)
     for r in range(out.shape[0]):
         s0 = state[r, 0]
         s1 = state[r, 1]
         for j in range(out.shape[1]):
-            out[r, j], s0, s1 = alias_draw(row_ptr(prob, 0), row_ptr(alias, 0), K, s0, s1)
+            out[r, j], s0, s1 = categorical_draw(False, 0.0, pp, pp, ap, K, s0, s1)
         state[r, 0] = s0
         state[r, 1] = s1

@@ -16,7 +16,7 @@ from numba import njit
 from stochdyn._numba_utils import row_ptr
 from stochdyn.random import stream_key
 from stochdyn.random._core import fill_uniform
-from stochdyn.random._discrete import (categorical_bounded, coin_below, fill_alias, fill_binomial, fill_multinomial,
+from stochdyn.random._discrete import (categorical_draw, coin_below, fill_alias, fill_binomial, fill_multinomial,
                                        index_and_coin)
 
 ALPHA = 1e-4
@@ -124,10 +124,12 @@ def _coins(c, t, states, out):
 
 @njit(cache=False)
 def _bounded(w, scale, states, out):
+    no_alias = np.zeros(1, dtype=np.int64)  # the alias tables are not read in the bounded mode
     for r in range(states.shape[0]):
         for k in range(out.shape[1]):
-            out[r, k], states[r, 0], states[r, 1] = categorical_bounded(row_ptr(w, 0), w.shape[0], scale,
-                                                                        states[r, 0], states[r, 1])
+            out[r, k], states[r, 0], states[r, 1] = categorical_draw(True, scale, row_ptr(w, 0), row_ptr(w, 0),
+                                                                     row_ptr(no_alias, 0), w.shape[0], states[r, 0],
+                                                                     states[r, 1])
 
 
 def test_index_and_coin_are_uniform_and_independent():

@@ -27,7 +27,7 @@ from numba import njit
 
 from ..._numba_utils import row_ptr
 from ...random._core import normal, randbelow, uniform
-from ...random._discrete import TWO32, alias_draw, alias_setup, categorical_bounded, categorical_rejection
+from ...random._discrete import TWO32, alias_setup, categorical_draw, categorical_rejection
 
 REC_NONE = 0
 REC_FREE = 1
@@ -58,16 +58,6 @@ def evaluate(fn, theta, fmap, sel, x, grad, u, w, r, n):
         total += wi
         wmax = max(wmax, wi)
     return wmax > 0.0, total, wmax
-
-
-@njit(inline="always", cache=True)
-def draw_parent(bounded, scale, w, prob, alias, n, s0, s1):
-    """A parent drawn with probability ``w[j] / Σ w``: by rejection against the largest W when
-    ``bounded`` (``scale = 2^32 / max W``), else from the alias tables; one 64-bit number per trial.
-    ``w``, ``prob`` and ``alias`` point at the replica's rows."""
-    if bounded:
-        return categorical_bounded(w, n, scale, s0, s1)
-    return alias_draw(prob, alias, n, s0, s1)
 
 
 @njit(inline="always", cache=True)
@@ -130,57 +120,31 @@ def make_child(x, r, a, b, rec_mode, y, i, s0, s1):
 def write_moments(x, r, k, out_mean, out_var):
     """Mean and variance (1/N normalisation) of each coordinate over the population of replica ``r``.
 
-    Each coordinate is summed in individual order; up to four coordinates share a pass over the
-    population (independent sums that the processor overlaps, instead of one chain of additions
-    after another: the same numbers, about three times faster at d = 2).
+    Each coordinate is summed in individual order; two coordinates share a pass over the population
+    (two independent sums that the processor overlaps: the same numbers, faster).
     """
     N = x.shape[1]
     d = x.shape[2]
-    for j0 in range(0, d, 4):
-        n = min(4, d - j0)
+    for j0 in range(0, d, 2):
+        j1 = min(j0 + 1, d - 1)  # j1 == j0 for the last of an odd d: computed twice, the same numbers
         a0 = 0.0
         a1 = 0.0
-        a2 = 0.0
-        a3 = 0.0
         for i in range(N):
             a0 += x[r, i, j0]
-            if n > 1:
-                a1 += x[r, i, j0 + 1]
-            if n > 2:
-                a2 += x[r, i, j0 + 2]
-            if n > 3:
-                a3 += x[r, i, j0 + 3]
+            a1 += x[r, i, j1]
         m0 = a0 / N
         m1 = a1 / N
-        m2 = a2 / N
-        m3 = a3 / N
         a0 = 0.0
         a1 = 0.0
-        a2 = 0.0
-        a3 = 0.0
         for i in range(N):
-            c = x[r, i, j0] - m0
-            a0 += c * c
-            if n > 1:
-                c = x[r, i, j0 + 1] - m1
-                a1 += c * c
-            if n > 2:
-                c = x[r, i, j0 + 2] - m2
-                a2 += c * c
-            if n > 3:
-                c = x[r, i, j0 + 3] - m3
-                a3 += c * c
+            c0 = x[r, i, j0] - m0
+            c1 = x[r, i, j1] - m1
+            a0 += c0 * c0
+            a1 += c1 * c1
         out_mean[r, k, j0] = m0
         out_var[r, k, j0] = a0 / N
-        if n > 1:
-            out_mean[r, k, j0 + 1] = m1
-            out_var[r, k, j0 + 1] = a1 / N
-        if n > 2:
-            out_mean[r, k, j0 + 2] = m2
-            out_var[r, k, j0 + 2] = a2 / N
-        if n > 3:
-            out_mean[r, k, j0 + 3] = m3
-            out_var[r, k, j0 + 3] = a3 / N
+        out_mean[r, k, j1] = m1
+        out_var[r, k, j1] = a1 / N
 
 
 @njit(inline="always", cache=True)
@@ -245,12 +209,12 @@ def wright_fisher(fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias, small,
                 ap = row_ptr(alias, r)
                 yp = row_ptr(xnew, r)
                 for i in range(N):
-                    a, s0, s1 = draw_parent(bounded, scale, wp, pp, ap, N, s0, s1)
+                    a, s0, s1 = categorical_draw(bounded, scale, wp, pp, ap, N, s0, s1)
                     if rec is not None:  # rec = (mode, rate); None: clones only (not compiled)
                         b = -1
                         v, s0, s1 = uniform(s0, s1)
                         if v < rec[1]:
-                            b, s0, s1 = draw_parent(bounded, scale, wp, pp, ap, N, s0, s1)
+                            b, s0, s1 = categorical_draw(bounded, scale, wp, pp, ap, N, s0, s1)
                         s0, s1 = make_child(x, r, a, b, int(rec[0]), yp, i, s0, s1)
                     else:
                         for j in range(d):
