@@ -111,8 +111,8 @@ def _pool() -> ThreadPoolExecutor:
     global _POOL, _POOL_PID
     with _POOL_LOCK:
         if _POOL is None or _POOL_PID != os.getpid():
-            _POOL = ThreadPoolExecutor(max_workers=max(1, numba.config.NUMBA_NUM_THREADS - 1),
-                                       thread_name_prefix="stochdyn")
+            workers = max(1, numba.config.NUMBA_NUM_THREADS - 1)  # type: ignore[attr-defined]  # set at import
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stochdyn")
             _POOL_PID = os.getpid()
             atexit.register(_POOL.shutdown)
         return _POOL
