@@ -1,10 +1,11 @@
 """Small Numba helpers shared by kernels: raw data pointers, the landscape function types, and the
-thread pool that runs serial (``nogil``) kernels over contiguous ranges of replica blocks."""
+one thread runner (:func:`run_blocks`) of every serial (``nogil``) kernel over ranges of replica blocks."""
 
 from __future__ import annotations
 
 import atexit
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable
 
@@ -101,33 +102,48 @@ def eval_block(fn, theta, x, grad, value):
 # -- threads ------------------------------------------------------------------------------------
 _POOL: ThreadPoolExecutor | None = None
 _POOL_PID = -1
+_POOL_LOCK = threading.Lock()
 
 
 def _pool() -> ThreadPoolExecutor:
     """The worker threads (``NUMBA_NUM_THREADS - 1`` of them), made on first use and again in a
     forked child (threads do not survive a fork)."""
     global _POOL, _POOL_PID
-    if _POOL is None or _POOL_PID != os.getpid():
-        _POOL = ThreadPoolExecutor(max_workers=max(1, numba.config.NUMBA_NUM_THREADS - 1),
-                                   thread_name_prefix="stochdyn")
-        _POOL_PID = os.getpid()
-        atexit.register(_POOL.shutdown)
-    return _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_PID != os.getpid():
+            workers = max(1, numba.config.NUMBA_NUM_THREADS - 1)  # type: ignore[attr-defined]  # set at import
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stochdyn")
+            _POOL_PID = os.getpid()
+            atexit.register(_POOL.shutdown)
+        return _POOL
 
 
-def run_blocks(kernel: Callable, args: tuple, n_blocks: int, scratch: Callable[[], tuple] = tuple) -> None:
+def run_blocks(kernel: Callable, args: tuple, n_blocks: int, scratch: Callable[[], tuple] = tuple, *,
+               blocks_per_thread: int = 1) -> None:
     """Run ``kernel(*args, *scratch(), b0, b1)`` over blocks ``[0, n_blocks)`` on ``numba.get_num_threads()`` threads.
 
-    ``kernel`` is a serial ``@njit(nogil=True)`` function that processes blocks ``b0 <= b < b1``;
-    each thread gets one contiguous range (static scheduling, like a ``prange``) and its own
-    scratch buffers from ``scratch()`` (so the kernel allocates nothing). Threads write disjoint
-    replicas, so results never depend on the thread count. A serial kernel instead of a ``prange``
-    saves the parallel-loop machinery at compile time (measured: about 0.9 s per kernel) at no
-    cost at run time.
+    The one thread runner of every kernel (Langevin, SGD, evolution). ``kernel`` is a serial
+    ``@njit(nogil=True)`` function that processes blocks ``b0 <= b < b1`` (blocks of replicas, or
+    single replicas); the calling thread is one of the threads, a small pool (made again in a
+    forked child) the others. Each thread gets its own scratch buffers from ``scratch()``, so the
+    kernel allocates nothing.
+
+    * ``blocks_per_thread=1``: static assignment, one contiguous range per thread (like a
+      ``prange``); for kernels whose blocks all cost the same.
+    * ``blocks_per_thread=k > 1``: ranges of about ``n_blocks / (k * threads)`` blocks are handed
+      out dynamically to whichever thread is free (replicas whose cost varies: populations that
+      freeze, runs that restart).
+
+    Every block draws only from its own replicas' streams and writes only their rows, so results
+    never depend on the thread count or on which thread ran which range. A serial kernel instead of
+    a ``prange`` saves the parallel-loop machinery at compile time (about 0.9 s per Langevin kernel,
+    14 s for CMA-ES, measured; see docs/design.md) at no cost at run time.
 
     With several threads the kernel is first called on an empty range in this thread, so that
-    compilation (or the cache load) happens here and once; the call returns only after every
-    thread has finished — also on Ctrl-C — so no thread is still writing into the arrays afterwards.
+    compilation (or the cache load) happens here, once, where the compile notice listens. The call
+    returns only after every thread has finished — also on Ctrl-C or an error, after which no
+    further range is started — so no thread is still writing into the arrays afterwards; the first
+    error of another thread is raised here.
     """
     threads = min(numba.get_num_threads(), n_blocks)
     if threads <= 1:
@@ -135,12 +151,36 @@ def run_blocks(kernel: Callable, args: tuple, n_blocks: int, scratch: Callable[[
         return
     mine = scratch()
     kernel(*args, *mine, 0, 0)  # compile or load here, not in several threads at once
-    bounds = [n_blocks * t // threads for t in range(threads + 1)]
-    futures = [_pool().submit(kernel, *args, *scratch(), bounds[t], bounds[t + 1]) for t in range(1, threads)]
-    try:
-        kernel(*args, *mine, bounds[0], bounds[1])
-    finally:
-        wait(futures)
+    if blocks_per_thread <= 1:
+        bounds = [n_blocks * t // threads for t in range(threads + 1)]
+        futures = [_pool().submit(kernel, *args, *scratch(), bounds[t], bounds[t + 1]) for t in range(1, threads)]
+        try:
+            kernel(*args, *mine, bounds[0], bounds[1])
+        finally:
+            wait(futures)
+    else:
+        size = -(-n_blocks // (blocks_per_thread * threads))
+        starts = iter(range(0, n_blocks, size))
+        lock = threading.Lock()
+        failed = threading.Event()
+
+        def work(buffers: tuple) -> None:
+            try:
+                while not failed.is_set():
+                    with lock:
+                        b0 = next(starts, None)
+                    if b0 is None:
+                        return
+                    kernel(*args, *buffers, b0, min(n_blocks, b0 + size))
+            except BaseException:
+                failed.set()  # the other threads start no further range
+                raise
+
+        futures = [_pool().submit(work, scratch()) for _ in range(threads - 1)]
+        try:
+            work(mine)
+        finally:
+            wait(futures)
     for f in futures:
         f.result()  # re-raise an error from another thread
 

@@ -36,6 +36,25 @@ def test_layout_and_metadata(ds):
     np.testing.assert_allclose(ds.energy.values, land.value(ds.x.values), rtol=1e-12)
 
 
+def test_building_the_dataset_does_not_import_dask():
+    # xarray imports dask.array (~0.3 s) when it checks data for dask arrays; a run's Dataset is built
+    # without those checks (fastpath variables, explicit pandas indexes), so a cached run stays fast
+    script = (
+        "import sys, numpy as np\n"
+        "from stochdyn.integrators.base import Variable\n"
+        "from stochdyn.io.schema import build_dataset\n"
+        "v = [Variable('x', ('dim',), (2,), 'position', '1')]\n"
+        "ds = build_dataset(v, {'x': np.zeros((3, 4, 2))}, np.arange(3), np.arange(4), np.arange(4) * 0.5, 'time', '1',\n"
+        "                   np.full(3, -1), {'a': 1})\n"
+        "assert ds.sel(step=2).time.item() == 1.0 and set(ds.xindexes) == {'replica', 'time', 'dim', 'step'}\n"
+        "print('dask' in sys.modules)\n"
+    )
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
 def test_save_open_round_trip_is_identical(ds, tmp_path, suffix):
     path = sd.save(ds, tmp_path / f"run{suffix}")

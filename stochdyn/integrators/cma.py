@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from .._numba_utils import run_blocks
 from .._validation import ValidationError, check_bool, check_choice, check_int, check_real
 from ..landscapes.base import Landscape
 from ._kernels import cma as _k
 from ._kernels.eigen import eigh
 from ._kernels.evolution import EVAL_ROWS
-from ._kernels.threads import over_replicas
 from .base import State, Variable, register_integrator
 from .evolution import _check_sigma0, _Strategy, _summary_variables, initial_energy
 from .popgen import value_only
@@ -214,14 +214,15 @@ class _Recombinant(_Strategy):
         a, s = state.arrays, state.scratch
         R, d = a["x"].shape
         full = self._covariance == "full"
-        over_replicas(_k.cma, R, target.compiled_value, eigh.get() if full else None, target.theta, a["x"], a["sigma"], a["ps"], a["pc"],
-                      a["C"] if full else None, a.get("B"), None if full else a["C"], a["D"], a["best"], a["pop_energy"], a["gen"], a["evals"], a["lam"],
-                      a["params"], a["weights"], s["Z"], s["Y"], s["X"], s["G"], s["U"], s["idx"], s["tmp"], s["work"],
-                      a["rng"], a["diverged"], a["halted"], a.get("hist"), a.get("rint"), a.get("rflt"),
-                      a.get("x_start"), self._rconf(d), self._spec(), state.step, n_steps, record_every,
-                      out["population_mean"], out["energy"], out["sigma"], out["variance"], out["population_energy"],
-                      out["best_energy"], out["evaluations"], out.get("x"), out.get("restarts"),
-                      out.get("population_size"), k0)
+        run_blocks(_k.cma, (target.compiled_value, eigh.get() if full else None, target.theta, a["x"], a["sigma"],
+                            a["ps"], a["pc"], a["C"] if full else None, a.get("B"), None if full else a["C"], a["D"],
+                            a["best"], a["pop_energy"], a["gen"], a["evals"], a["lam"], a["params"], a["weights"],
+                            s["Z"], s["Y"], s["X"], s["G"], s["U"], s["idx"], s["tmp"], s["work"], a["rng"],
+                            a["diverged"], a["halted"], a.get("hist"), a.get("rint"), a.get("rflt"),
+                            a.get("x_start"), self._rconf(d), self._spec(), state.step, n_steps, record_every,
+                            out["population_mean"], out["energy"], out["sigma"], out["variance"],
+                            out["population_energy"], out["best_energy"], out["evaluations"], out.get("x"),
+                            out.get("restarts"), out.get("population_size"), k0), R, blocks_per_thread=4)
 
 
 _COMMON = r"""population_size : int, optional

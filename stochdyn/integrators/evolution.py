@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from .._numba_utils import run_blocks
 from .._validation import ValidationError, check_bool, check_choice, check_int, check_real
 from ..landscapes.base import Landscape
 from ..random._core import fill_normal
 from ._kernels import evolution as _k
-from ._kernels.threads import over_replicas
 from .base import Integrator, State, Variable, register_integrator
 from .popgen import population_x0, value_only
 
@@ -146,10 +146,11 @@ class OnePlusOneES(_Strategy):
     def advance(self, target, state, n_steps, record_every, out, k0, block):
         up, down = self.factors(target.dim)
         a, s = state.arrays, state.scratch
-        over_replicas(_k.one_plus_one, a["x"].shape[0], target.compiled_value, target.theta, a["x"], a["ux"], a["sigma"],
-                      a["best"], s["y"], s["gy"], s["uy"], a["rng"], a["diverged"], a["halted"], up, down, state.step,
-                      n_steps, record_every, out["population_mean"], out["energy"], out["sigma"], out["variance"],
-                      out["best_energy"], out["evaluations"], k0, block)
+        run_blocks(_k.one_plus_one, (target.compiled_value, target.theta, a["x"], a["ux"], a["sigma"], a["best"],
+                                     s["y"], s["gy"], s["uy"], a["rng"], a["diverged"], a["halted"], up, down,
+                                     state.step, n_steps, record_every, out["population_mean"], out["energy"],
+                                     out["sigma"], out["variance"], out["best_energy"], out["evaluations"], k0,
+                                     block), a["x"].shape[0], blocks_per_thread=4)
 
 
 @register_integrator
@@ -233,12 +234,13 @@ class OpenES(_Strategy):
 
     def advance(self, target, state, n_steps, record_every, out, k0, block):
         a, s = state.arrays, state.scratch
-        over_replicas(_k.open_es, a["x"].shape[0], target.compiled_value, target.theta, a["x"], a["v"], a["best"],
-                      a["pop_energy"], s["E"], s["X"], s["G"], s["U"], s["idx"], s["tmp"], s["ranks"], s["grad"],
-                      s["work"], s["u1"], a["rng"], a["diverged"], a["halted"], self.sigma, self.learning_rate,
-                      self.momentum, self.fitness_shaping == "centered_ranks", state.step, n_steps, record_every,
-                      out["population_mean"], out["energy"], out["gradient"], out["population_energy"],
-                      out["best_energy"], out["evaluations"], k0)
+        run_blocks(_k.open_es, (target.compiled_value, target.theta, a["x"], a["v"], a["best"], a["pop_energy"],
+                                s["E"], s["X"], s["G"], s["U"], s["idx"], s["tmp"], s["ranks"], s["grad"], s["work"],
+                                s["u1"], a["rng"], a["diverged"], a["halted"], self.sigma, self.learning_rate,
+                                self.momentum, self.fitness_shaping == "centered_ranks", state.step, n_steps,
+                                record_every, out["population_mean"], out["energy"], out["gradient"],
+                                out["population_energy"], out["best_energy"], out["evaluations"],
+                                k0), a["x"].shape[0], blocks_per_thread=4)
 
 
 @register_integrator
@@ -345,10 +347,11 @@ class GeneticAlgorithm(_Strategy):
     def _run(self, target, state, n_steps, record_every, out, k0, record_first):
         a, s = state.arrays, state.scratch
         pm = 1.0 / target.dim if self.mutation_rate is None else self.mutation_rate
-        over_replicas(_k.genetic_algorithm, a["x"].shape[0], target.compiled_value, target.theta, a["x"], s["xnew"],
-                      s["G"], s["u"], s["idx"], s["tmp"], a["rng"], a["diverged"], a["halted"], self.tournament,
-                      self.crossover_rate, pm, self.mutation_scale, self.n_elite, record_first, state.step, n_steps,
-                      record_every, *self._outs(out), k0)
+        run_blocks(_k.genetic_algorithm, (target.compiled_value, target.theta, a["x"], s["xnew"], s["G"], s["u"],
+                                          s["idx"], s["tmp"], a["rng"], a["diverged"], a["halted"], self.tournament,
+                                          self.crossover_rate, pm, self.mutation_scale, self.n_elite, record_first,
+                                          state.step, n_steps, record_every, *self._outs(out),
+                                          k0), a["x"].shape[0], blocks_per_thread=4)
 
 def __getattr__(name: str) -> Any:
     # CSAES, CMAES and cma_parameters moved to stochdyn.integrators.cma; old imports keep working

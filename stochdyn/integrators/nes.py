@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from .._numba_utils import run_blocks
 from .._validation import check_choice, check_int, check_real
 from ..landscapes.base import Landscape
 from ._kernels import nes as _k
 from ._kernels.eigen import eigh
 from ._kernels.evolution import EVAL_ROWS
-from ._kernels.threads import over_replicas
 from .base import State, Variable, register_integrator
 from .evolution import _check_sigma0, _Strategy, _summary_variables, initial_energy
 
@@ -161,11 +161,11 @@ class SNES(_NES):
 
     def advance(self, target, state, n_steps, record_every, out, k0, block):
         a, s = state.arrays, state.scratch
-        over_replicas(_k.snes, a["x"].shape[0], target.compiled_value, target.theta, a["x"], a["sd"], a["best"],
-                      a["pop_energy"], a["evals"], s["S"], s["X"], s["G"], s["U"], s["idx"], s["tmp"], s["util"],
-                      s["uvals"], s["work"], a["rng"], a["diverged"], a["halted"], self.learning_rate_mean,
-                      self.eta_sigma(target.dim), self.fitness_shaping == "ranks", state.step, n_steps, record_every,
-                      *self._outs(out), k0)
+        run_blocks(_k.snes, (target.compiled_value, target.theta, a["x"], a["sd"], a["best"], a["pop_energy"],
+                             a["evals"], s["S"], s["X"], s["G"], s["U"], s["idx"], s["tmp"], s["util"], s["uvals"],
+                             s["work"], a["rng"], a["diverged"], a["halted"], self.learning_rate_mean,
+                             self.eta_sigma(target.dim), self.fitness_shaping == "ranks", state.step, n_steps,
+                             record_every, *self._outs(out), k0), a["x"].shape[0], blocks_per_thread=4)
 
 
 @register_integrator
@@ -236,11 +236,12 @@ class XNES(_NES):
     def advance(self, target, state, n_steps, record_every, out, k0, block):
         a, s = state.arrays, state.scratch
         d = target.dim
-        over_replicas(_k.xnes, a["x"].shape[0], target.compiled_value, eigh.get(), target.theta, a["x"], a["sigma"],
-                      a["B"], a["best"], a["pop_energy"], a["evals"], s["S"], s["X"], s["G"], s["U"], s["idx"],
-                      s["tmp"], s["util"], s["uvals"], s["GM"], s["V"], s["T"], s["work"], a["rng"], a["diverged"],
-                      a["halted"], self.learning_rate_mean, self.eta_sigma(d), self.eta_b(d),
-                      self.fitness_shaping == "ranks", state.step, n_steps, record_every, *self._outs(out), k0)
+        run_blocks(_k.xnes, (target.compiled_value, eigh.get(), target.theta, a["x"], a["sigma"], a["B"], a["best"],
+                             a["pop_energy"], a["evals"], s["S"], s["X"], s["G"], s["U"], s["idx"], s["tmp"],
+                             s["util"], s["uvals"], s["GM"], s["V"], s["T"], s["work"], a["rng"], a["diverged"],
+                             a["halted"], self.learning_rate_mean, self.eta_sigma(d), self.eta_b(d),
+                             self.fitness_shaping == "ranks", state.step, n_steps, record_every, *self._outs(out),
+                             k0), a["x"].shape[0], blocks_per_thread=4)
 
 
 for _cls in (SNES, XNES):

@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from .._numba_utils import run_blocks
 from .._validation import ValidationError, check_array, check_bool, check_choice, check_int, check_real
 from ..fitness import FitnessMap, GenotypeLandscape, resolve_fitness_map
 from ..landscapes.base import Landscape
 from ._kernels import popgen as _k
-from ._kernels.threads import over_replicas
 from .base import Integrator, State, Variable, register_integrator
 
 __all__ = ["WrightFisher", "Moran"]
@@ -273,10 +273,11 @@ class WrightFisher(_Population):
 
     def _run(self, target, state, n_steps, record_every, out, k0, record_first):
         a, s = state.arrays, state.scratch
-        over_replicas(_k.wright_fisher, a["x"].shape[0], *self._target_args(target), a["x"], s["xnew"], s["grad"],
-                      s["u"], s["w"], s["prob"], s["alias"], s["small"], s["large"], a["rng"], a["diverged"],
-                      a["halted"], self.mutation_rate, self.mutation_scale, self._rec(),
-                      record_first, state.step, n_steps, record_every, *self._outs(out), k0)
+        run_blocks(_k.wright_fisher, (*self._target_args(target), a["x"], s["xnew"], s["grad"], s["u"], s["w"],
+                                      s["prob"], s["alias"], s["small"], s["large"], a["rng"], a["diverged"],
+                                      a["halted"], self.mutation_rate, self.mutation_scale, self._rec(),
+                                      record_first, state.step, n_steps, record_every, *self._outs(out),
+                                      k0), a["x"].shape[0], blocks_per_thread=4)
 
 
 @_population_doc
@@ -304,7 +305,7 @@ class Moran(_Population):
 
     def _run(self, target, state, n_steps, record_every, out, k0, record_first):
         a, s = state.arrays, state.scratch
-        over_replicas(_k.moran, a["x"].shape[0], *self._target_args(target), a["x"], s["child"], s["grad"], s["u"],
-                      s["w"], s["cgrad"], s["cu"], s["cw"], a["rng"], a["diverged"], a["halted"], self.mutation_rate,
-                      self.mutation_scale, self._rec(), record_first, state.step,
-                      n_steps, record_every, *self._outs(out), k0)
+        run_blocks(_k.moran, (*self._target_args(target), a["x"], s["child"], s["grad"], s["u"], s["w"], s["cgrad"],
+                              s["cu"], s["cw"], a["rng"], a["diverged"], a["halted"], self.mutation_rate,
+                              self.mutation_scale, self._rec(), record_first, state.step, n_steps, record_every,
+                              *self._outs(out), k0), a["x"].shape[0], blocks_per_thread=4)

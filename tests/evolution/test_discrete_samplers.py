@@ -11,8 +11,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from numba import njit
+
+from stochdyn._numba_utils import row_ptr
 from stochdyn.random import stream_key
-from stochdyn.random._discrete import fill_alias, fill_binomial, fill_multinomial
+from stochdyn.random._core import fill_uniform
+from stochdyn.random._discrete import (categorical_draw, coin_below, fill_alias, fill_binomial, fill_multinomial,
+                                       index_and_coin)
 
 ALPHA = 1e-4
 
@@ -103,3 +108,74 @@ def test_alias_sampler_matches_weights():
     keep = w > 0
     chi2, crit = _chi2_stat(counts[keep], w[keep] / w.sum())
     assert chi2 < crit
+
+
+@njit(cache=False)
+def _trials(n, states, out_j, out_c):
+    for r in range(states.shape[0]):
+        out_j[r], out_c[r], states[r, 0], states[r, 1] = index_and_coin(n, states[r, 0], states[r, 1])
+
+
+@njit(cache=False)
+def _coins(c, t, states, out):
+    for r in range(states.shape[0]):
+        out[r], states[r, 0], states[r, 1] = coin_below(c, t, states[r, 0], states[r, 1])
+
+
+@njit(cache=False)
+def _bounded(w, scale, states, out):
+    no_alias = np.zeros(1, dtype=np.int64)  # the alias tables are not read in the bounded mode
+    for r in range(states.shape[0]):
+        for k in range(out.shape[1]):
+            out[r, k], states[r, 0], states[r, 1] = categorical_draw(True, scale, row_ptr(w, 0), row_ptr(w, 0),
+                                                                     row_ptr(no_alias, 0), w.shape[0], states[r, 0],
+                                                                     states[r, 1])
+
+
+def test_index_and_coin_are_uniform_and_independent():
+    # one 64-bit number: j from its upper half (Lemire), c from its lower half
+    R, n = 200_000, 7
+    state = stream_key(11).streams(np.arange(R))
+    j = np.empty(R, dtype=np.int64)
+    c = np.empty(R)
+    _trials(n, state, j, c)
+    chi2, crit = _chi2_stat(np.bincount(j, minlength=n).astype(float), np.full(n, 1 / n))
+    assert chi2 < crit
+    assert np.all((c >= 0) & (c < 2**32) & (c == np.floor(c)))
+    octile = (c // 2**29).astype(np.int64)  # c uniform on 0 .. 2^32 - 1, and independent of j: a 7 x 8 table
+    table = np.zeros((n, 8))
+    np.add.at(table, (j, octile), 1.0)
+    chi2, crit = _chi2_stat(table.ravel(), np.full(n * 8, 1 / (n * 8)))
+    assert chi2 < crit
+
+
+def test_coin_below_draws_only_when_the_threshold_falls_inside_the_cell():
+    R = 100_000
+    state = stream_key(12).streams(np.arange(R))
+    out = np.empty(R, dtype=np.bool_)
+    before = state.copy()
+    _coins(3.0, 10.0, state, out)  # c + 1 <= t: always, nothing drawn
+    assert out.all() and np.array_equal(state, before)
+    _coins(10.0, 10.0, state, out)  # c >= t: never, nothing drawn
+    assert not out.any() and np.array_equal(state, before)
+    _coins(7.0, 7.25, state, out)  # c < t < c + 1: one uniform V, true iff V < 0.25
+    expected = np.empty(R)
+    fill_uniform(before, expected[:, None])
+    assert np.array_equal(state, before) and np.array_equal(out, expected < 0.25)
+    assert abs(out.mean() - 0.25) < 4 * np.sqrt(0.25 * 0.75 / R)
+
+
+def test_bounded_rejection_sampler_matches_weights():
+    w = np.array([3.0, 0.0, 1.0, 0.25, 7.0, 0.5, 1e-3, 2.0])
+    state = stream_key(13).streams(np.arange(4))
+    out = np.empty((4, 100_000), dtype=np.int64)
+    _bounded(w, 2.0**32 / 7.0, state, out)
+    counts = np.bincount(out.ravel(), minlength=w.size).astype(float)
+    assert counts[1] == 0
+    keep = w > 0
+    chi2, crit = _chi2_stat(counts[keep], w[keep] / w.sum())
+    assert chi2 < crit
+    # power: a sampler that ignored the two smallest weights is rejected
+    wrong = np.where(w < 0.1, 0.0, w)
+    chi2_wrong, _ = _chi2_stat(counts[keep], np.maximum(wrong[keep], 1e-12) / wrong.sum())
+    assert chi2_wrong > crit

@@ -9,6 +9,7 @@ checks that it lies many SE away.
 import math
 
 import numpy as np
+import pytest
 
 import stochdyn as sd
 from stochdyn import theory as th
@@ -96,6 +97,46 @@ def test_neutral_trait_drift_and_mutation_wright_fisher():
 def _gaussian_populations(R, N, mean, G, seed):
     rng = np.random.default_rng(seed)
     return rng.multivariate_normal(mean, G, size=(R, N))
+
+
+@pytest.mark.parametrize("effects, sampler", [
+    ([0.0, 0.1, 0.2, 0.3, 0.4, 0.5], "rejection"),  # N max W / sum W = 1.2
+    ([0.0, 1.0, 3.0, 7.0, 0.0, 15.0], "alias"),  # N max W / sum W = 3
+])
+def test_wright_fisher_offspring_numbers_are_exactly_multinomial(effects, sampler):
+    # N individuals, each the only carrier of its allele at one site: after one generation without
+    # mutation the allele counts are the offspring numbers, Multinomial(N, W / sum W). The joint law
+    # (all 462 outcomes for N = 6) is compared by a chi-square test (cells with expected count < 5
+    # pooled; threshold the 1 - 1e-4 quantile, as the discrete-sampler tests). The two weight sets
+    # take the two exact samplers of the kernel: rejection against max W while N max W / sum W <= 2,
+    # the alias method beyond (popgen.BOUNDED_MAX_RATIO).
+    from scipy import stats
+
+    from stochdyn.integrators._kernels.popgen import BOUNDED_MAX_RATIO
+
+    N, R = len(effects), 40_000
+    w = 1.0 + np.asarray(effects)
+    assert (N * w.max() / w.sum() <= BOUNDED_MAX_RATIO) == (sampler == "rejection")
+    land = sd.fitness.MultiplicativeFitness([effects])
+    x0 = np.broadcast_to(np.arange(N, dtype=float)[None, :, None], (R, N, 1))
+    ds = sd.simulate(sd.WrightFisher(population_size=N, mutation_rate=0.0), land, x0, n_replicas=R, n_steps=1, rng=9)
+    counts = np.rint(ds["allele_frequency"].isel(time=-1, dim=0).values * N).astype(np.int64)
+    assert np.all(counts.sum(1) == N)
+    outcomes, observed = np.unique(counts, axis=0, return_counts=True)
+    p = w / w.sum()
+    expected = R * stats.multinomial.pmf(outcomes, N, p)
+    missing = R - expected.sum()  # outcomes never seen
+    big = expected >= 5
+    obs = np.append(observed[big], observed[~big].sum())
+    exp = np.append(expected[big], expected[~big].sum() + missing)
+    chi2 = float(np.sum((obs - exp) ** 2 / exp))
+    assert chi2 < stats.chi2.ppf(1 - 1e-4, obs.size - 1), (chi2, obs.size)
+    # power: the same test rejects neutral sampling (uniform parents)
+    expected0 = R * stats.multinomial.pmf(outcomes, N, np.full(N, 1 / N))
+    big0 = expected0 >= 5
+    obs0 = np.append(observed[big0], observed[~big0].sum())
+    exp0 = np.append(expected0[big0], R - expected0[big0].sum())
+    assert float(np.sum((obs0 - exp0) ** 2 / exp0)) > 5 * stats.chi2.ppf(1 - 1e-4, obs0.size - 1)
 
 
 def test_one_generation_response_is_exactly_the_price_covariance():

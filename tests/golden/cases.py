@@ -2,8 +2,15 @@
 reworked for compile time and throughput (issues 10 and 11). ``test_golden.py`` reruns them and
 requires bit-identical records, so a faster kernel can never be a different kernel.
 
-Regenerate ``records.npz`` (``python tests/golden/cases.py``) only when a change of results is
-intended and documented (e.g. a new random-stream version), never to make the test pass.
+Regenerate ``records.npz`` only when a change of results is intended and documented (e.g. a new
+random-stream version), never to make the test pass, and only for the cases it affects:
+``python tests/golden/cases.py NAME [NAME ...]`` rewrites those cases and copies every other one
+unchanged (no names: all cases, e.g. for a new file).
+
+Changes so far: ``wf_continuous`` and ``wf_genotypes`` (issue 11, evofast): Wright–Fisher draws each
+parent from one 64-bit number per trial, by rejection against the largest fitness or by the alias
+method (see ``stochdyn/random/_discrete.py``), instead of two numbers per parent from the alias
+method; the same law, other numbers.
 """
 
 from __future__ import annotations
@@ -97,11 +104,21 @@ def records(name: str) -> dict[str, np.ndarray]:
 
 if __name__ == "__main__":
     import pathlib
+    import sys
 
+    path = pathlib.Path(__file__).with_name("records.npz")
+    names = sys.argv[1:] or list(cases())
+    unknown = sorted(set(names) - set(cases()))
+    if unknown:
+        sys.exit(f"no case named {unknown}; cases: {', '.join(cases())}")
     out = {}
-    for name in cases():
+    if sys.argv[1:]:  # keep every other case as saved
+        with np.load(path) as saved:
+            out = {k: saved[k] for k in saved.files if k.split("/", 1)[0] not in names}
+    for name in names:
         for v, a in records(name).items():
             out[f"{name}/{v}"] = a
-    path = pathlib.Path(__file__).with_name("records.npz")
+    order = {name: i for i, name in enumerate(cases())}
+    out = dict(sorted(out.items(), key=lambda kv: order[kv[0].split("/", 1)[0]]))
     np.savez_compressed(path, **out)
-    print(f"wrote {len(out)} arrays to {path} ({path.stat().st_size / 1024:.0f} KiB)")
+    print(f"wrote {len(out)} arrays ({', '.join(names)} new) to {path} ({path.stat().st_size / 1024:.0f} KiB)")

@@ -266,10 +266,10 @@ def restart(m, sigma, ps, pc, Cf, Bm, Cd, D, gen, evals, lam_r, params, weights,
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def cma(r0, r1, fn, eigh, theta, m, sigma, ps, pc, Cf, Bm, Cd, D, best, pop_energy, gen, evals, lam_r, params, weights,
+def cma(fn, eigh, theta, m, sigma, ps, pc, Cf, Bm, Cd, D, best, pop_energy, gen, evals, lam_r, params, weights,
         Z, Y, X, G, U, idx, tmp, work, rng, diverged, halted, hist, rint, rflt, x_start, rconf, spec,
         step0, n_steps, record_every, out_mean, out_e, out_sig, out_var, out_pe, out_best, out_ev, out_x,
-        out_restarts, out_lam, k0):
+        out_restarts, out_lam, k0, r0, r1):
     """CMA-ES generations of replicas ``r0 .. r1-1``: full C (``Cf`` (R, d, d) and its eigenbasis ``Bm``;
     ``Cd`` None) or diagonal C (``Cd`` (R, d); ``Cf``, ``Bm`` None). Restarts when ``hist`` is an array;
     records of every offspring when ``out_x`` is, of restarts and population size when ``out_restarts`` is.

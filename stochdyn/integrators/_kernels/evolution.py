@@ -1,7 +1,7 @@
 """Kernels of the (1+1)-ES, OpenES and the genetic algorithm, and what every ES kernel shares.
 
 One replica = one independent run; U is minimised. Every kernel is a serial function of a replica
-range ``(r0, r1, ...)`` that releases the GIL; :func:`stochdyn.integrators._kernels.threads.over_replicas`
+range (the last two arguments ``r0, r1``) that releases the GIL; :func:`stochdyn._numba_utils.run_blocks`
 runs blocks of replicas on Numba's thread count. Each replica draws only from its own generator, so
 results do not depend on threads, chunking or which other replicas run. Offspring of one replica
 are evaluated with one call of the landscape's value-only block function.
@@ -166,8 +166,8 @@ def record_summary(fn, theta, m, work, r, k, sig, pop_e, best, evals, out_mean, 
 # (1+1)-ES with the 1/5th success rule
 # ---------------------------------------------------------------------------------------------
 @njit(nogil=True, cache=True)
-def one_plus_one(r0, r1, fn, theta, x, ux, sigma, best, y, gy, uy, rng, diverged, halted, up_factor, down_factor,
-                 step0, n_steps, record_every, out_mean, out_e, out_sig, out_var, out_best, out_ev, k0, B):
+def one_plus_one(fn, theta, x, ux, sigma, best, y, gy, uy, rng, diverged, halted, up_factor, down_factor,
+                 step0, n_steps, record_every, out_mean, out_e, out_sig, out_var, out_best, out_ev, k0, B, r0, r1):
     """y = x + sigma * N(0, I); accept if U(y) <= U(x); sigma *= up_factor on success, down_factor otherwise.
 
     Replicas ``r0 .. r1-1`` in blocks of ``B``: one landscape call per block and generation.
@@ -219,9 +219,9 @@ def one_plus_one(r0, r1, fn, theta, x, ux, sigma, best, y, gy, uy, rng, diverged
 # OpenES: antithetic Gaussian-smoothing gradient estimate
 # ---------------------------------------------------------------------------------------------
 @njit(nogil=True, cache=True)
-def open_es(r0, r1, fn, theta, m, vel, best, pop_energy, E, X, G, U, idx, tmp, ranks, grad, work, u1, rng, diverged,
+def open_es(fn, theta, m, vel, best, pop_energy, E, X, G, U, idx, tmp, ranks, grad, work, u1, rng, diverged,
             halted, sigma, lr, momentum, centered_ranks, step0, n_steps, record_every, out_mean, out_e, out_grad,
-            out_pe, out_best, out_ev, k0):
+            out_pe, out_best, out_ev, k0, r0, r1):
     """g = 1/(2 sigma P) sum_k (f(m + sigma e_k) - f(m - sigma e_k)) e_k; v = momentum v + g; m -= lr v.
 
     f = U (an unbiased estimate of grad E[U(m + sigma e)]), or centred ranks of U in [-1/2, 1/2]
@@ -325,9 +325,9 @@ def _all_finite(u, r, n):
 
 
 @njit(nogil=True, cache=True)
-def genetic_algorithm(r0, r1, fn, theta, x, xnew, G, u, idx, tmp, rng, diverged, halted, tournament, crossover_rate,
+def genetic_algorithm(fn, theta, x, xnew, G, u, idx, tmp, rng, diverged, halted, tournament, crossover_rate,
                       mutation_rate, mutation_scale, n_elite, record_first, step0, n_steps, record_every, out_mean,
-                      out_var, out_e, out_best, out_ev, out_x, k0):
+                      out_var, out_e, out_best, out_ev, out_x, k0, r0, r1):
     """Generational GA: the ``n_elite`` best survive unchanged; every other child has parents chosen by
     tournaments of size ``tournament``, uniform crossover with probability ``crossover_rate``, and
     each gene mutated with probability ``mutation_rate`` by ``mutation_scale * N(0, 1)``.

@@ -44,9 +44,9 @@ def _utilities(U, idx, tmp, util, uvals, ranked, r, lam):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def snes(r0, r1, fn, theta, m, sd, best, pop_energy, evals, S, X, G, U, idx, tmp, util, uvals, work, rng, diverged,
+def snes(fn, theta, m, sd, best, pop_energy, evals, S, X, G, U, idx, tmp, util, uvals, work, rng, diverged,
          halted, eta_mu, eta_sigma, ranked, step0, n_steps, record_every, out_mean, out_e, out_sig, out_var, out_pe,
-         out_best, out_ev, k0):
+         out_best, out_ev, k0, r0, r1):
     """SNES generations of replicas ``r0 .. r1-1`` (``sd``: per-coordinate step sizes; ``work`` (R, 2, d))."""
     d = m.shape[1]
     lam = S.shape[1]
@@ -92,9 +92,9 @@ def snes(r0, r1, fn, theta, m, sd, best, pop_energy, evals, S, X, G, U, idx, tmp
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def xnes(r0, r1, fn, eigh, theta, m, sigma, Bm, best, pop_energy, evals, S, X, G, U, idx, tmp, util, uvals, GM, V, T,
+def xnes(fn, eigh, theta, m, sigma, Bm, best, pop_energy, evals, S, X, G, U, idx, tmp, util, uvals, GM, V, T,
          work, rng, diverged, halted, eta_mu, eta_sigma, eta_b, ranked, step0, n_steps, record_every, out_mean, out_e,
-         out_sig, out_var, out_pe, out_best, out_ev, k0):
+         out_sig, out_var, out_pe, out_best, out_ev, k0, r0, r1):
     """xNES generations of replicas ``r0 .. r1-1``; ``GM``, ``V``, ``T`` (R, d, d) and ``work`` (R, 3, d) are scratch."""
     d = m.shape[1]
     lam = S.shape[1]
