@@ -141,7 +141,7 @@ class OnePlusOneES(_Strategy):
         out["sigma"][:, k] = a["sigma"]
         out["variance"][:, k] = a["sigma"][:, None] ** 2
         out["best_energy"][:, k] = a["best"]
-        out["evaluations"][:, k] = state.step + 1
+        out["evaluations"][:, k] = np.where(a["halted"] >= 0, a["halted"], state.step) + 1  # as the kernel counts
 
     def advance(self, target, state, n_steps, record_every, out, k0, block):
         up, down = self.factors(target.dim)
@@ -149,7 +149,7 @@ class OnePlusOneES(_Strategy):
         over_replicas(_k.one_plus_one, a["x"].shape[0], target.compiled_value, target.theta, a["x"], a["ux"], a["sigma"],
                       a["best"], s["y"], s["gy"], s["uy"], a["rng"], a["diverged"], a["halted"], up, down, state.step,
                       n_steps, record_every, out["population_mean"], out["energy"], out["sigma"], out["variance"],
-                      out["best_energy"], out["evaluations"], k0, block)
+                      out["best_energy"], out["evaluations"], k0, block, *state.until_args(a["x"].shape[0]))
 
 
 @register_integrator
@@ -192,6 +192,8 @@ class OpenES(_Strategy):
     momentum: float = 0.0
     fitness_shaping: str = "none"
 
+    record_scratch = ("grad",)  # the last step's gradient estimate, read by record()
+
     def __post_init__(self) -> None:
         owner = "OpenES"
         object.__setattr__(self, "sigma", check_real("sigma", self.sigma, owner, gt=0.0))
@@ -229,7 +231,7 @@ class OpenES(_Strategy):
         out["gradient"][:, k] = state.scratch["grad"]
         out["population_energy"][:, k] = a["pop_energy"]
         out["best_energy"][:, k] = a["best"]
-        out["evaluations"][:, k] = 2 * self.n_pairs * state.step
+        out["evaluations"][:, k] = 2 * self.n_pairs * np.where(a["halted"] >= 0, a["halted"], state.step)
 
     def advance(self, target, state, n_steps, record_every, out, k0, block):
         a, s = state.arrays, state.scratch
@@ -238,7 +240,7 @@ class OpenES(_Strategy):
                       s["work"], s["u1"], a["rng"], a["diverged"], a["halted"], self.sigma, self.learning_rate,
                       self.momentum, self.fitness_shaping == "centered_ranks", state.step, n_steps, record_every,
                       out["population_mean"], out["energy"], out["gradient"], out["population_energy"],
-                      out["best_energy"], out["evaluations"], k0)
+                      out["best_energy"], out["evaluations"], k0, *state.until_args(a["x"].shape[0]))
 
 
 @register_integrator
@@ -348,7 +350,7 @@ class GeneticAlgorithm(_Strategy):
         over_replicas(_k.genetic_algorithm, a["x"].shape[0], target.compiled_value, target.theta, a["x"], s["xnew"],
                       s["G"], s["u"], s["idx"], s["tmp"], a["rng"], a["diverged"], a["halted"], self.tournament,
                       self.crossover_rate, pm, self.mutation_scale, self.n_elite, record_first, state.step, n_steps,
-                      record_every, *self._outs(out), k0)
+                      record_every, *self._outs(out), k0, *state.until_args(a["x"].shape[0]))
 
 def __getattr__(name: str) -> Any:
     # CSAES, CMAES and cma_parameters moved to stochdyn.integrators.cma; old imports keep working

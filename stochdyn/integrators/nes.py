@@ -165,7 +165,7 @@ class SNES(_NES):
                       a["pop_energy"], a["evals"], s["S"], s["X"], s["G"], s["U"], s["idx"], s["tmp"], s["util"],
                       s["uvals"], s["work"], a["rng"], a["diverged"], a["halted"], self.learning_rate_mean,
                       self.eta_sigma(target.dim), self.fitness_shaping == "ranks", state.step, n_steps, record_every,
-                      *self._outs(out), k0)
+                      *self._outs(out), k0, *state.until_args(a["x"].shape[0]))
 
 
 @register_integrator
@@ -240,7 +240,8 @@ class XNES(_NES):
                       a["B"], a["best"], a["pop_energy"], a["evals"], s["S"], s["X"], s["G"], s["U"], s["idx"],
                       s["tmp"], s["util"], s["uvals"], s["GM"], s["V"], s["T"], s["work"], a["rng"], a["diverged"],
                       a["halted"], self.learning_rate_mean, self.eta_sigma(d), self.eta_b(d),
-                      self.fitness_shaping == "ranks", state.step, n_steps, record_every, *self._outs(out), k0)
+                      self.fitness_shaping == "ranks", state.step, n_steps, record_every, *self._outs(out), k0,
+                      *state.until_args(a["x"].shape[0]))
 
 
 for _cls in (SNES, XNES):

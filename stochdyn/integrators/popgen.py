@@ -273,10 +273,11 @@ class WrightFisher(_Population):
 
     def _run(self, target, state, n_steps, record_every, out, k0, record_first):
         a, s = state.arrays, state.scratch
-        over_replicas(_k.wright_fisher, a["x"].shape[0], *self._target_args(target), a["x"], s["xnew"], s["grad"],
+        R = a["x"].shape[0]
+        over_replicas(_k.wright_fisher, R, *self._target_args(target), a["x"], s["xnew"], s["grad"],
                       s["u"], s["w"], s["prob"], s["alias"], s["small"], s["large"], a["rng"], a["diverged"],
                       a["halted"], self.mutation_rate, self.mutation_scale, self._rec(),
-                      record_first, state.step, n_steps, record_every, *self._outs(out), k0)
+                      record_first, state.step, n_steps, record_every, *self._outs(out), k0, *state.until_args(R))
 
 
 @_population_doc
@@ -304,7 +305,8 @@ class Moran(_Population):
 
     def _run(self, target, state, n_steps, record_every, out, k0, record_first):
         a, s = state.arrays, state.scratch
-        over_replicas(_k.moran, a["x"].shape[0], *self._target_args(target), a["x"], s["child"], s["grad"], s["u"],
+        R = a["x"].shape[0]
+        over_replicas(_k.moran, R, *self._target_args(target), a["x"], s["child"], s["grad"], s["u"],
                       s["w"], s["cgrad"], s["cu"], s["cw"], a["rng"], a["diverged"], a["halted"], self.mutation_rate,
                       self.mutation_scale, self._rec(), record_first, state.step,
-                      n_steps, record_every, *self._outs(out), k0)
+                      n_steps, record_every, *self._outs(out), k0, *state.until_args(R))

@@ -10,8 +10,9 @@ evaluated through ONE C signature, :data:`RULE_SIG`::
   Langevin, SGD, the mean of an evolution strategy; ``n = N`` for a whole population, genotypes as
   allele indices stored as floats);
 * ``energy`` is the family's scalar (see :mod:`stochdyn.stopping`);
-* ``theta`` is the *program* (:func:`pack_program`): the rules' opcodes and parameters, so new
-  parameters or new combinations never recompile anything;
+* ``theta`` is the *program* (:func:`pack_program`): a header (the number of rules K and whether the
+  rule reads ``energy``), then the rules' opcodes and parameters, so new parameters or new
+  combinations never recompile anything;
 * ``aux`` holds in-process addresses (a landscape's block function for :class:`~stochdyn.stopping.Basin`,
   a user rule's own cfunc), resolved at run time and never recorded;
 * ``work`` is scratch private to the caller's unit of parallel work (``nwork`` doubles);
@@ -28,12 +29,13 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import carray, njit, prange, types
+from numba import carray, njit, types
 from numba.extending import intrinsic
 
 from .._numba_utils import LazyCFunc, row_ptr
 
-__all__ = ["RULE_SIG", "interpreter", "evaluate_rows", "pack_program", "OPCODES", "HEADER"]
+__all__ = ["RULE_SIG", "interpreter", "evaluate_rows", "pack_program", "OPCODES", "HEADER", "PROGRAM_HEADER",
+           "P_NEEDS_ENERGY"]
 
 _f8p = types.CPointer(types.float64)
 
@@ -47,11 +49,15 @@ OPCODES = {"Fixation": OP_FIXATION, "Region": OP_REGION, "Ball": OP_BALL, "Energ
            "Basin": OP_BASIN, "user": OP_USER}
 #: numbers before each rule's parameters in a program: opcode, number of parameters, aux index (-1: none)
 HEADER = 3
+#: numbers before the first rule of a program: K, needs_energy (1.0 if some rule reads ``energy``)
+PROGRAM_HEADER = 2
+#: index of the needs_energy flag in a program (kernels read it to skip an expensive energy)
+P_NEEDS_ENERGY = 1
 
 
-def pack_program(parts: list[tuple[int, np.ndarray, int]]) -> np.ndarray:
-    """``theta`` of a combination: ``[K, (opcode, n_params, aux_index, params...) x K]``."""
-    out = [float(len(parts))]
+def pack_program(parts: list[tuple[int, np.ndarray, int]], needs_energy: bool = True) -> np.ndarray:
+    """``theta`` of a combination: ``[K, needs_energy, (opcode, n_params, aux_index, params...) x K]``."""
+    out = [float(len(parts)), float(bool(needs_energy))]
     for op, params, aux in parts:
         p = np.asarray(params, dtype=np.float64).ravel()
         out += [float(op), float(p.size), float(aux)]
@@ -194,7 +200,7 @@ def _interpreter(xp, n, d, e, tp, nt, ap, na, wp, nw):
     a = carray(ap, (na,))
     w = carray(wp, (nw,))
     K = int(th[0])
-    o = 1
+    o = PROGRAM_HEADER
     for k in range(K):
         op = int(th[o])
         npar = int(th[o + 1])
@@ -222,11 +228,12 @@ def _interpreter(xp, n, d, e, tp, nt, ap, na, wp, nw):
 interpreter = LazyCFunc(_interpreter, RULE_SIG)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def evaluate_rows(fn, theta, aux, x, energy, work, out):
     """``out[r] = fn(x[r], energy[r])`` for every replica ``r`` of ``x`` (shape ``(R, n, d)``); ``work``
-    has one row per replica. The compiled evaluation the driver and tests use outside kernels."""
+    has one row per replica. The compiled evaluation the driver uses on the initial state (and the
+    tests outside kernels); serial: one pass over the replicas, cheap to compile."""
     R, n, d = x.shape
-    for r in prange(R):
+    for r in range(R):
         out[r] = fn(row_ptr(x, r), n, d, energy[r], row_ptr(theta, 0), theta.shape[0], row_ptr(aux, 0),
                     aux.shape[0], row_ptr(work, r), work.shape[1])

@@ -134,7 +134,7 @@ class Rule:
         parts = [r._part(target, aux) for r in self.rules]
         d = int(dim if dim is not None else getattr(target, "dim", 1))
         n_work = max([1] + [r._work(d) for r in self.rules])
-        return CompiledRule(self, _c.interpreter.get(), _c.pack_program(parts),
+        return CompiledRule(self, _c.interpreter.get(), _c.pack_program(parts, self.needs_energy),
                             np.ascontiguousarray(aux if aux else [0], dtype=np.int64), n_work)
 
 
@@ -154,14 +154,16 @@ class CompiledRule:
     def labels(self) -> tuple[str, ...]:
         return tuple(r.label for r in self.rule.rules)
 
-    def work(self, units: int) -> np.ndarray:
-        """Zeroed scratch, one row per unit of parallel work."""
-        return np.zeros((max(1, int(units)), self.n_work))
+    def work(self, units: int, extra: int = 0) -> np.ndarray:
+        """Zeroed scratch, one row per unit of parallel work: ``extra`` doubles for the kernel (e.g. a
+        point gathered from a columns layout) then the rule's ``n_work``."""
+        return np.zeros((max(1, int(units)), int(extra) + self.n_work))
 
-    def kernel_args(self, state: Any, units: int) -> tuple:
+    def kernel_args(self, state: Any, units: int, extra: int = 0) -> tuple:
         """The six trailing kernel arguments of the contract (docs/design.md, "Stopping rules"):
         ``(fn, theta, aux, work, stop_step, stop_rule)`` for a State made by ``simulate(until=...)``."""
-        return (self.fn, self.theta, self.aux, self.work(units), state.arrays["stop_step"], state.arrays["stop_rule"])
+        return (self.fn, self.theta, self.aux, self.work(units, extra), state.arrays["stop_step"],
+                state.arrays["stop_rule"])
 
     def evaluate(self, x: Any, energy: Any = None) -> np.ndarray:
         """Compiled evaluation for every replica: 0, or 1 + the index of the rule that holds; int64 ``(R,)``."""

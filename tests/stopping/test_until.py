@@ -9,6 +9,7 @@ import pytest
 
 import stochdyn as sd
 from stochdyn import stopping as st
+from stochdyn.io.schema import step_times
 from stochdyn.stopping._run import StopTracker
 
 LAND = sd.landscapes.DoubleWell(dim=2, tilt=0.1)
@@ -42,7 +43,11 @@ def test_stop_variables_and_attributes():
     ds = sd.simulate(INTEG, LAND, until=UNTIL, **RUN)
     stopped = ds["stopped"].values
     np.testing.assert_array_equal(stopped, ds["stop_step"].values >= 0)
-    np.testing.assert_array_equal(ds["stop_time"].values[stopped], ds["stop_step"].values[stopped] * 0.01)
+    # stop_time is the time coordinate's own function of the step (exact to the decimal dt: 0.83, not 83 * 0.01)
+    np.testing.assert_array_equal(ds["stop_time"].values[stopped], step_times(ds["stop_step"].values[stopped], 0.01))
+    on_records = np.isin(ds["stop_step"].values, ds["step"].values) & stopped
+    np.testing.assert_array_equal(ds["stop_time"].values[on_records],
+                                  ds["time"].sel(time=ds["stop_time"].values[on_records]).values)
     assert np.all(np.isnan(ds["stop_time"].values[~stopped])) and np.all(ds["stop_rule"].values[~stopped] == -1)
     # the rule held at the stop: x0 >= 0.8 (rule 0) or <= -1.7 (rule 1), on the frozen final record
     final = ds["x"].isel(time=-1, dim=0).values

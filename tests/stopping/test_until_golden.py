@@ -32,7 +32,7 @@ def _run(name, until):
 
 def _state(rec):
     """The recorded state a geometric rule reads: the population/search mean if recorded, else x."""
-    return rec["mean"] if "mean" in rec else rec["x"]
+    return rec["population_mean"] if "population_mean" in rec else rec["x"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -17,7 +17,13 @@ Kernels are serial functions of a replica range ``(r0, r1, ...)`` that release t
 Numba's thread count by :func:`stochdyn.integrators._kernels.threads.over_replicas`. Genotype
 populations are recognised by ``out_freq`` being an array (None for continuous traits), so a run
 compiles only the mutation and recording code of its own kind. A ``halted`` replica (generation,
--1 while running) keeps its population and stream and repeats its records (for stopping rules).
+-1 while running) keeps its population and stream and repeats its records.
+
+Stopping rules (``until_fn`` not None; the six trailing ``until_*``/``stop_*`` arguments, see
+docs/design.md "Stopping rules"): after each generation the rule is called on the population (N rows)
+and its lowest U (:func:`lowest`); a replica whose rule holds is halted there and ends its call
+(:func:`stop_here`); a replica stopped in an earlier call is skipped. With ``until_fn=None`` Numba
+removes every branch that uses it.
 """
 
 from __future__ import annotations
@@ -47,6 +53,31 @@ def evaluate(fn, theta, fmap, sel, x, grad, u, w, r, n):
             return False
         total += wi
     return total > 0.0
+
+
+@njit(inline="always", cache=True)
+def lowest(u, r, n):
+    """min(u[r, :n]) with NumPy's semantics (NaN if any is NaN): the energy a stopping rule reads."""
+    e = u[r, 0]
+    for i in range(1, n):
+        v = u[r, i]
+        if v < e or v != v:
+            e = v
+    return e
+
+
+@njit(inline="always", cache=True)
+def stop_here(until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, halted, x, n, energy, r, step):
+    """Call the stopping rule on replica ``r`` (``n`` rows of ``x[r]``, ``energy``) after ``step``; if it
+    holds, write ``stop_step``, ``stop_rule``, halt the replica and return True."""
+    c = until_fn(row_ptr(x, r), n, x.shape[x.ndim - 1], energy, row_ptr(until_theta, 0), until_theta.shape[0],
+                 row_ptr(until_aux, 0), until_aux.shape[0], row_ptr(until_work, r), until_work.shape[1])
+    if c > 0:
+        stop_step[r] = step
+        stop_rule[r] = c - 1
+        halted[r] = step
+        return True
+    return False
 
 
 @njit(inline="always", cache=True)
@@ -158,7 +189,7 @@ def write_record(x, u, w, r, k, n_evals, out_mean, out_var, out_e, out_wm, out_w
 @njit(nogil=True, cache=True, error_model="numpy")
 def wright_fisher(r0, r1, fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias, small, large, rng, diverged, halted,
                   mut_rate, mut_scale, rec, record_first, step0, n_steps, record_every,
-                  out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0):
+                  out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0, until_fn, until_theta, until_aux, until_work, stop_step, stop_rule):
     """Wright–Fisher generations: N offspring, each with parent(s) drawn i.i.d. with probability W_i / sum W.
 
     Offspring = clone of the parent, or with probability ``rec[1]`` a recombinant of two parents
@@ -168,6 +199,9 @@ def wright_fisher(r0, r1, fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias
     for r in range(r0, r1):
         if diverged[r] >= 0:
             continue
+        if until_fn is not None:
+            if stop_step[r] >= 0:
+                continue  # stopped in an earlier call: frozen
         s0 = rng[r, 0]
         s1 = rng[r, 1]
         evaluate(fn, theta, fmap, sel, x, grad, u, w, r, N)
@@ -197,6 +231,11 @@ def wright_fisher(r0, r1, fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias
                 write_record(x, u, w, r, k0 + (step - step0) // record_every - 1,
                              N * ((step if halted[r] < 0 else halted[r]) + 1), out_mean, out_var, out_e, out_wm, out_wx,
                              out_ev, out_freq, out_x)
+            if until_fn is not None:
+                if s > 0 and halted[r] < 0:
+                    if stop_here(until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, halted, x, N,
+                                 lowest(u, r, N), r, step):
+                        break
         rng[r, 0] = s0
         rng[r, 1] = s1
 
@@ -204,7 +243,7 @@ def wright_fisher(r0, r1, fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias
 @njit(nogil=True, cache=True, error_model="numpy")
 def moran(r0, r1, fn, theta, fmap, sel, x, child, grad, u, w, cgrad, cu, cw, rng, diverged, halted,
           mut_rate, mut_scale, rec, record_first, step0, n_steps, record_every,
-          out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0):
+          out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0, until_fn, until_theta, until_aux, until_work, stop_step, stop_rule):
     """Moran process; one step (generation) = N birth–death events.
 
     Event: a parent drawn with probability W_i / sum W (exact rejection sampling against an upper
@@ -215,6 +254,9 @@ def moran(r0, r1, fn, theta, fmap, sel, x, child, grad, u, w, cgrad, cu, cw, rng
     for r in range(r0, r1):
         if diverged[r] >= 0:
             continue
+        if until_fn is not None:
+            if stop_step[r] >= 0:
+                continue  # stopped in an earlier call: frozen
         s0 = rng[r, 0]
         s1 = rng[r, 1]
         ok = evaluate(fn, theta, fmap, sel, x, grad, u, w, r, N)
@@ -265,5 +307,10 @@ def moran(r0, r1, fn, theta, fmap, sel, x, child, grad, u, w, cgrad, cu, cw, rng
                 write_record(x, u, w, r, k0 + (step - step0) // record_every - 1,
                              N * ((step if halted[r] < 0 else halted[r]) + 1), out_mean, out_var, out_e, out_wm, out_wx,
                              out_ev, out_freq, out_x)
+            if until_fn is not None:
+                if s > 0 and halted[r] < 0:
+                    if stop_here(until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, halted, x, N,
+                                 lowest(u, r, N), r, step):
+                        break
         rng[r, 0] = s0
         rng[r, 1] = s1
