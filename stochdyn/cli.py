@@ -135,7 +135,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         shutil.rmtree(old, ignore_errors=True)
     if not is_store:
         _write_netcdf(_encodable(ds), target, args.overwrite)
-    _say(summarize(ds, spec.expected))
+    _say(summarize(ds, spec.expected, spec.compare))
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file()) if is_store else target.stat().st_size
     _say(f"wrote {out} ({fmt_bytes(size)})")
     return 0
