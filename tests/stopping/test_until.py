@@ -204,3 +204,35 @@ def test_store_resume_and_repair_with_until(tmp_path, monkeypatch, name):
     with pytest.warns(RepairedStoreWarning, match=var):
         repaired = sd.simulate(integ, target, x0, store=store, resume=True, **kw)
     assert_same(ref, repaired.load())
+
+
+def test_sweep_with_until_runs_each_point_as_simulate(tmp_path):
+    # every point of a sweep with a rule is the simulate run of that point with its own seed, in memory and
+    # in a sweep store (the stop variables gain the sweep dimension); the CLI takes the spec's [until]
+    from stochdyn.ensemble.sweeps import point_key
+    from stochdyn.random import stream_key
+
+    kw = dict(n_replicas=12, n_steps=200, record_every=40)
+    ds = sd.sweep(INTEG, LAND, [-1.0, 0.0], grid={"integrator.temperature": [0.3, 0.6]}, rng=5, until=UNTIL, **kw)
+    assert ds["stopped"].dims == ("temperature", "replica") and 0 < int(ds["stopped"].sum()) < 24
+    assert st.rule_from_dict(json.loads(ds.attrs["until"])) == UNTIL
+    for T in (0.3, 0.6):
+        seed = point_key(stream_key(5), {"integrator.temperature": T}).seed_sequence
+        one = sd.simulate(sd.EulerMaruyama(dt=0.01, temperature=T), LAND, [-1.0, 0.0], rng=seed, until=UNTIL, **kw)
+        for v in ("x", "stopped", "stop_step", "stop_rule"):
+            np.testing.assert_array_equal(ds[v].sel(temperature=T).values, one[v].values, err_msg=v)
+    stored = sd.sweep(INTEG, LAND, [-1.0, 0.0], grid={"integrator.temperature": [0.3, 0.6]}, rng=5, until=UNTIL,
+                      store=tmp_path / "sweep", **kw)
+    np.testing.assert_array_equal(stored["stop_step"].values, ds["stop_step"].values)
+    with pytest.raises(sd.ValidationError, match="Fixation"):
+        sd.sweep(INTEG, LAND, [-1.0, 0.0], grid={"integrator.temperature": [0.3]}, until=st.Fixation(), **kw)
+    from stochdyn.cli import main
+
+    spec = tmp_path / "sweep.toml"
+    spec.write_text('[landscape]\ntype = "DoubleWell"\ndim = 2\ntilt = 0.1\n[integrator]\ntype = "EulerMaruyama"\n'
+                    'dt = 0.01\n[run]\nn_replicas = 12\nn_steps = 200\nrecord_every = 40\nseed = 5\nx0 = [-1.0, 0.0]\n'
+                    '[sweep.integrator]\ntemperature = [0.3, 0.6]\n[[until]]\ntype = "Region"\ncoordinate = 0\nabove = 0.8\n'
+                    '[[until]]\ntype = "Region"\ncoordinate = 0\nbelow = -1.7\n')
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "cli"), "--workers", "0"]) == 0
+    cli = sd.open_sweep(tmp_path / "cli")
+    np.testing.assert_array_equal(cli["stop_step"].values, ds["stop_step"].values)
