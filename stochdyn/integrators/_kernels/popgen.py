@@ -55,7 +55,7 @@ def evaluate(fn, theta, fmap, sel, x, grad, u, w, r, n):
     return total > 0.0
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def lowest(u, r, n):
     """min(u[r, :n]) with NumPy's semantics (NaN if any is NaN): the energy a stopping rule reads."""
     e = u[r, 0]
@@ -66,7 +66,7 @@ def lowest(u, r, n):
     return e
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def stop_here(until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, halted, x, n, energy, r, step):
     """Call the stopping rule on replica ``r`` (``n`` rows of ``x[r]``, ``energy``) after ``step``; if it
     holds, write ``stop_step``, ``stop_rule``, halt the replica and return True."""
