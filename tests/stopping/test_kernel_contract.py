@@ -1,6 +1,6 @@
 """The kernel-side stopping contract (docs/design.md, "Stopping rules"): with ``until=None`` a kernel is
 compiled with the rule argument typed ``none`` (every branch that uses it pruned: calling a ``none``
-would not even type) and the rule interpreter is never compiled; a run with a rule adds one
+would not even type) and no rule function is compiled; a run with a rule adds one
 specialisation; both load from the disk cache in a new process."""
 
 import json
@@ -19,8 +19,9 @@ _SCRIPT = textwrap.dedent("""
     run = dict(x0=[-1.0, 0.0], n_replicas=8, n_steps=40, record_every=20, rng=1, progress=False)
     sd.simulate(integ, land, **run)
     none_only = [str(s) for s in k.euler_maruyama.signatures]
-    interpreter_untouched = _compiled.interpreter._compiled is None
-    ds = sd.simulate(integ, land, until=sd.stopping.Region(0, above=-0.5), **run)
+    interpreter_untouched = _compiled.interpreter._compiled is None and all(
+        f._compiled is None for f in _compiled.RULE_FUNCS.values())
+    ds = sd.simulate(integ, land, until=sd.stopping.Region(0, above=-0.5) | sd.stopping.EnergyBelow(-1.0), **run)
     kern = k.euler_maruyama
     print(json.dumps(dict(none_only=none_only, interpreter_untouched=interpreter_untouched,
                           n_sigs=len(kern.signatures), stopped=int(ds["stopped"].sum()),
