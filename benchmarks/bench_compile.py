@@ -35,7 +35,7 @@ _GENO = "sd.fitness.NKFitness(n_sites=6, k_epistasis=2, n_alleles=3, seed=1)"
 _DW = "L.DoubleWell(dim=2)"
 _RA = "L.Rastrigin(dim=3)"
 
-#: name -> (group, integrator expression, target expression)
+#: name -> (group, integrator expression, target expression[, stopping rule expression])
 CASES = {
     "EulerMaruyama": ("langevin", "sd.EulerMaruyama(dt=1e-3, temperature=1/3)", _DW),
     "LeimkuhlerMatthews": ("langevin", "sd.LeimkuhlerMatthews(dt=1e-3, temperature=1/3)", _DW),
@@ -64,6 +64,13 @@ CASES = {
     "WrightFisher genotypes": ("popgen", "sd.WrightFisher(population_size=20, mutation_rate=0.05)", _GENO),
     "Moran continuous": ("popgen", "sd.Moran(population_size=16)", _DW),
     "Moran genotypes": ("popgen", "sd.Moran(population_size=12, mutation_rate=0.05)", _GENO),
+    # a first run with a stopping rule (issue 12): the kernel's specialisation with the rule and the interpreter
+    "EulerMaruyama until": ("langevin", "sd.EulerMaruyama(dt=1e-3, temperature=1/3)", _DW,
+                            "sd.stopping.Region(0, above=1.0) | sd.stopping.EnergyBelow(-1.0)"),
+    "SGD until": ("sgd-plain", "sd.SGD(lr=0.01, batch_size=4)", _LS, "sd.stopping.EnergyBelow(0.1)"),
+    "CMAES until": ("es", "sd.CMAES(sigma0=0.5)", _RA, "sd.stopping.EnergyBelow(0.1)"),
+    "WrightFisher genotypes until": ("popgen", "sd.WrightFisher(population_size=20, mutation_rate=0.05)", _GENO,
+                                     "sd.stopping.Fixation()"),
 }
 
 SCRIPT = textwrap.dedent(
@@ -76,7 +83,7 @@ SCRIPT = textwrap.dedent(
     w1, c1 = time.perf_counter(), time.process_time()
     integ = {integ}
     target = {target}
-    sd.simulate(integ, target, n_replicas=8, n_steps=10, rng=0, progress=False)
+    sd.simulate(integ, target, n_replicas=8, n_steps=10, rng=0, progress=False, until={until})
     w2, c2 = time.perf_counter(), time.process_time()
     print(json.dumps({{"import": w1 - w0, "wall": w2 - w1, "cpu": c2 - c1}}))
     """
@@ -84,9 +91,10 @@ SCRIPT = textwrap.dedent(
 
 
 def run_case(name: str, cache: str) -> dict:
-    _, integ, target = CASES[name]
+    _, integ, target, *until = CASES[name]
     env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-    out = subprocess.run([sys.executable, "-c", SCRIPT.format(integ=integ, target=target)], env=env,
+    code = SCRIPT.format(integ=integ, target=target, until=until[0] if until else None)
+    out = subprocess.run([sys.executable, "-c", code], env=env,
                          capture_output=True, text=True)
     if out.returncode:
         return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}

@@ -135,7 +135,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         shutil.rmtree(old, ignore_errors=True)
     if not is_store:
         _write_netcdf(_encodable(ds), target, args.overwrite)
-    _say(summarize(ds, spec.expected))
+    _say(summarize(ds, spec.expected, spec.compare))
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file()) if is_store else target.stat().st_size
     _say(f"wrote {out} ({fmt_bytes(size)})")
     return 0
@@ -174,8 +174,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     if spec.sweep is None:
         raise ValidationError(f"{spec.source} has no [sweep] table: add one, or use  stochdyn run")
-    if spec.until is not None:
-        raise ValidationError(f"{spec.source}: sweeps do not take an [until] rule yet; run each point with  stochdyn run")
     run = dict(spec.run)
     run.pop("progress", None)
     run.pop("chunk_steps", None)
@@ -189,7 +187,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         ds = sweep(spec.integrator, spec.target, x0, grid=spec.sweep, rng=seed, workers=workers,
-                   scheduler=args.scheduler, store=args.out, resume=args.resume, **run)
+                   scheduler=args.scheduler, store=args.out, resume=args.resume, until=spec.until, **run)
     except KeyboardInterrupt:
         raise _Interrupted(f"interrupted; finished points are kept in {args.out!r}: continue with  stochdyn sweep "
                            f"{args.spec} --out {args.out} --resume") from None

@@ -22,6 +22,12 @@ another registered in :data:`TARGET_BUILDERS`), ``[integrator]``, ``[run]`` and 
     [expected]        # ensemble statistics of the final record, compared with z-scores
     var_x1 = 0.3333333333333333
 
+``[expected]`` holds exact values the run must reproduce within its standard error (the model-card
+tests check them). ``[compare]`` holds reference values printed beside the same statistics without
+being checked — approximations such as Kimura's diffusion or Kramers' rate, whose difference from
+the run is the point. A card with no exact theory has no ``[expected]`` and says why in
+``[model] no_exact_theory = "..."``.
+
 Every problem is reported as a :class:`SpecError`: one line naming the file, the table, the key
 and what is allowed.
 """
@@ -60,7 +66,7 @@ RUN_KEYS: dict[str, str] = {
     "chunk_steps": "integer >= 1",
     "progress": "true or false",
 }
-MODEL_KEYS = ("name", "description", "reference")
+MODEL_KEYS = ("name", "description", "reference", "no_exact_theory")
 #: largest integer accepted in [run] (steps and counts are int64)
 MAX_INT = 2**63 - 1
 
@@ -83,6 +89,8 @@ class Spec:
     sweep: dict[str, list[Any]] | None = None
     reference: str = ""
     until: Any = None
+    compare: dict[str, float] = field(default_factory=dict)
+    no_exact_theory: str = ""
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -168,7 +176,7 @@ def _check_integrator_table(source: str, table: dict[str, Any]) -> None:
 def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "<spec>") -> Spec:
     """Validate a spec given as a dict (as read from TOML)."""
     base_dir = Path(base_dir)
-    known = {"model", "integrator", "run", "expected", "sweep", "until", *TARGET_BUILDERS}
+    known = {"model", "integrator", "run", "expected", "compare", "sweep", "until", *TARGET_BUILDERS}
     for key in data:
         if key not in known:
             raise _unknown(source, f"[{key}]", key, sorted(known), "unknown table")
@@ -257,19 +265,27 @@ def parse_spec(data: dict[str, Any], base_dir: Path | str = ".", source: str = "
     if run["n_steps"] % rec:
         raise _fail(source, "[run] n_steps", f"must be a multiple of record_every ({rec}); got {run['n_steps']}")
 
-    expected = dict(data.get("expected", {}))
-    for key, v in expected.items():
+    expected, compare = (_parse_values(data, table, source, integrator, target, run) for table in ("expected", "compare"))
+    grid = _parse_sweep(data["sweep"], source, integrator, target) if "sweep" in data else None
+    until = _parse_until(data["until"], source, integrator, target) if "until" in data else None
+    return Spec(name=name, target=target, integrator=integrator, run=run, expected=expected,
+                description=str(model.get("description", "")), source=source, sweep=grid,
+                reference=str(model.get("reference", "")), until=until, compare=compare,
+                no_exact_theory=str(model.get("no_exact_theory", "")))
+
+
+def _parse_values(data: dict[str, Any], table: str, source: str, integrator: Integrator, target: Any,
+                  run: dict[str, Any]) -> dict[str, float]:
+    """``[expected]`` or ``[compare]``: observable name -> a finite number."""
+    values = dict(data.get(table, {}))
+    for key, v in values.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise _fail(source, f"[expected] {key}", f"must be a finite number; got {v!r}")
+            raise _fail(source, f"[{table}] {key}", f"must be a finite number; got {v!r}")
         try:
             _check_observable(key, integrator, target, run)
         except ValueError as exc:
-            raise _fail(source, f"[expected] {key}", str(exc)) from None
-    grid = _parse_sweep(data["sweep"], source, integrator, target) if "sweep" in data else None
-    until = _parse_until(data["until"], source, integrator, target) if "until" in data else None
-    return Spec(name=name, target=target, integrator=integrator, run=run, expected={k: float(v) for k, v in expected.items()},
-                description=str(model.get("description", "")), source=source, sweep=grid,
-                reference=str(model.get("reference", "")), until=until)
+            raise _fail(source, f"[{table}] {key}", str(exc)) from None
+    return {k: float(v) for k, v in values.items()}
 
 
 def _parse_until(table: Any, source: str, integrator: Integrator, target: Any) -> Any:
@@ -550,8 +566,9 @@ def format_estimate(value: float, se: float, digits: int = 2) -> str:
 _OUTCOMES = ("energy", "best_energy", "mean_fitness", "sigma")
 
 
-def summarize(ds, expected: dict[str, float] | None = None) -> str:
-    """A short text summary of a run: what ran, how fast, the final ensemble, and checks against [expected]."""
+def summarize(ds, expected: dict[str, float] | None = None, compare: dict[str, float] | None = None) -> str:
+    """A short text summary of a run: what ran, how fast, the final ensemble, checks against [expected]
+    and, not checked, the reference values of [compare]."""
     import json
 
     integ = json.loads(ds.attrs.get("integrator", "{}"))
@@ -598,6 +615,12 @@ def summarize(ds, expected: dict[str, float] | None = None) -> str:
             sim, se = observable(ds, key)
             z = (sim - val) / se if se > 0 else (float("nan") if math.isnan(se) else float("inf"))
             lines.append(f"  {key:<28} simulated {format_estimate(sim, se):<24} expected {val:.6g}   z = {z:+.2f}")
+    if compare:
+        lines.append("for comparison, not checked (approximate theory; difference in standard errors):")
+        for key, val in compare.items():
+            sim, se = observable(ds, key)
+            z = (sim - val) / se if se > 0 else float("nan")
+            lines.append(f"  {key:<28} simulated {format_estimate(sim, se):<24} reference {val:.6g}   {z:+.2f} SE")
     return "\n".join(lines)
 
 

@@ -275,7 +275,8 @@ def simulate(
             template=lambda: build_dataset(variables, _lazy_template(variables, R, n_records), ids, steps, times,
                                            integrator.time_long_name, integrator.time_units, state.arrays["diverged"],
                                            attrs, extra=None if tracker is None else tracker.data_vars(state)),
-            recompute=partial(recompute_chunks, integrator, target, x0_arr, key, ids, record_every, variables, n_records))
+            recompute=partial(recompute_chunks, integrator, target, x0_arr, key, ids, record_every, variables, n_records,
+                              until=until))
         c = recorder.chunk_records
     c = max(1, min(int(c), n_records))
 
@@ -296,12 +297,11 @@ def simulate(
         compile_seconds = round(compiling.seconds, 3)  # 0 when every kernel came from the cache
         n_stopped = None if tracker is None else int(np.count_nonzero(state.arrays["stop_step"] >= 0))
         if store_path is not None:
-            if tracker is not None:
-                tracker.write_store(store_path, state)
             final = {"n_diverged": n_div, "compile_seconds": compile_seconds}
             if n_stopped is not None:
                 final["n_stopped"] = n_stopped
-            recorder.finish(state, n_records, elapsed, final)
+            recorder.finish(state, n_records, elapsed, final,
+                            extra=None if tracker is None else {k: v.values for k, v in tracker.data_vars(state).items()})
     finally:
         bar.close()
         recorder.close()

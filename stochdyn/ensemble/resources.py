@@ -58,7 +58,8 @@ def state_nbytes(integrator: Any, target: Any, x0: Any, n_replicas: int) -> int:
     """Bytes of the state of ``n_replicas`` replicas, from the state built for one and for two."""
 
     def probe(n: int) -> int:
-        x = x0 if x0 is None or np.ndim(x0) <= 1 else np.asarray(x0)[:n]
+        # one x0 row per probed replica (repeated when x0 has fewer rows, e.g. a run of one replica)
+        x = x0 if x0 is None or np.ndim(x0) <= 1 else np.asarray(x0)[np.arange(n) % np.shape(x0)[0]]
         xa = integrator.prepare_x0(x, target, n)
         return _nbytes(integrator.init_state(target, xa, np.zeros((n, 2), dtype=np.uint64))) + 8 * n  # + replica ids
 

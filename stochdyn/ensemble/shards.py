@@ -122,6 +122,7 @@ def simulate_sharded(integrator: Any, target: Any, x0: Any = None, *, ids: np.nd
     attrs["n_diverged"] = n_div
     if until is not None:
         attrs["n_stopped"] = int(out["stopped"].sum())
+    attrs["compile_seconds"] = round(sum(float(p.attrs.get("compile_seconds", 0.0)) for p in parts), 3)
     attrs["elapsed_seconds"] = float(elapsed)
     attrs["n_shards"] = len(plan)
     out.attrs = attrs

@@ -69,8 +69,8 @@ FORMAT = 2
 STORE_BUFFER_BYTES = 256 * 2**20
 #: bytes per zarr chunk file (replica blocks are sized to about this)
 ZARR_CHUNK_BYTES = 32 * 2**20
-#: chunks rewritten when a run finishes (the per-replica results)
-_FINAL_ARRAYS = ("diverged/c/", "diverged_step/c/")
+#: chunks rewritten when a run finishes (the per-replica results; the stop variables of a run with until)
+_FINAL_ARRAYS = ("diverged/c/", "diverged_step/c/", "stopped/c/", "stop_step/c/", "stop_time/c/", "stop_rule/c/")
 
 
 class StoreMismatchError(ValidationError):
@@ -687,16 +687,20 @@ class ZarrRecorder:
                                     {"meta": self.meta, "files": self.files, "grids": self.grids}, finishing)
         self._write(lambda: _write_checkpoint(self.path, fields), "the checkpoint")
 
-    def finish(self, state: State, records: int, elapsed: float, attrs: dict[str, Any]) -> None:
-        """Write the per-replica results and final attributes; mark the store complete."""
+    def finish(self, state: State, records: int, elapsed: float, attrs: dict[str, Any],
+               extra: dict[str, np.ndarray] | None = None) -> None:
+        """Write the per-replica results (``diverged``, ``diverged_step`` and the arrays ``extra``, e.g. the
+        stop variables of a run with ``until``, all in the template) and final attributes; mark the store
+        complete."""
         diverged = state.arrays["diverged"]
+        finals = {"diverged_step": diverged, "diverged": diverged >= 0, **(extra or {})}
         # a kill from here to the last checkpoint leaves the root metadata and the per-replica
         # results rewritten but not yet in the manifest: this flag tells verification to expect that
         self._checkpoint(state, records, elapsed, complete=False, finishing=True)
 
         def write() -> None:
-            self._group["diverged_step"].with_config({"write_empty_chunks": True})[:] = diverged
-            self._group["diverged"].with_config({"write_empty_chunks": True})[:] = diverged >= 0
+            for name, values in finals.items():
+                self._group[name].with_config({"write_empty_chunks": True})[:] = values
             self._group.attrs.update({**attrs, "elapsed_seconds": self.elapsed_before + elapsed, "status": "complete"})
             _consolidate(self.path)
 
@@ -750,20 +754,23 @@ def _clean_partials(path: Path) -> None:
 
 def recompute_chunks(integrator: Any, target: Any, x0: np.ndarray, key: Any, ids: np.ndarray, record_every: int,
                      variables: list[Variable], n_records: int, rows: slice, wanted: set[int],
-                     chunk_records: int) -> dict[int, dict[str, np.ndarray]]:
-    """Records of the time-chunks ``wanted`` for replicas ``rows``, recomputed from their initial state.
+                     chunk_records: int, until: Any = None) -> dict[int, dict[str, np.ndarray]]:
+    """Records of the time-chunks ``wanted`` for replicas ``rows``, recomputed from their initial state
+    (with the run's stopping rule ``until``, if any).
 
     Replicas are independent and draw from their own streams, so running a block of them alone
     reproduces their records bit for bit; memory holds one chunk of records for the block.
     """
+    from ..stopping._run import StopTracker
     from .driver import _run_chunks, block_size
     from .recorder import WindowRecorder
 
     sub = ids[rows]
     state = integrator.init_state(target, np.array(x0[rows], copy=True), key.streams(sub))
+    tracker = None if until is None else StopTracker(until, integrator, target, state, variables, sub.size)
     c = chunk_records
     rec = WindowRecorder(variables, sub.size, c, wanted)
     _run_chunks(integrator, target, state, rec, 0, min((max(wanted) + 1) * c, n_records), c, record_every,
-                block_size(sub.size), None)
+                block_size(sub.size), None, tracker)
     return rec.kept
 

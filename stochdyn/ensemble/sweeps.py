@@ -150,7 +150,7 @@ def _run_point(integrator, target, x0, run, ss, store, resume, threads):
     return ds
 
 
-def _warm_up(pairs: list[tuple[Integrator, Any]], x0: Any, record_every: int) -> None:
+def _warm_up(pairs: list[tuple[Integrator, Any]], x0: Any, record_every: int, until: Any = None) -> None:
     """Compile every kernel the sweep needs in this process, so workers only read the disk cache."""
     seen = set()
     for integ, target in pairs:
@@ -158,9 +158,9 @@ def _warm_up(pairs: list[tuple[Integrator, Any]], x0: Any, record_every: int) ->
         if kind in seen:
             continue
         seen.add(kind)
-        x = None if x0 is None else np.asarray(x0)[:1] if np.ndim(x0) == 2 else x0
+        x = None if x0 is None else np.asarray(x0)[:1] if np.ndim(x0) >= 2 else x0
         simulate(integ, target, x, n_replicas=1, n_steps=record_every, record_every=record_every, rng=0,
-                 progress=False)
+                 progress=False, until=until)
 
 
 # -- combining -------------------------------------------------------------------------------------
@@ -220,6 +220,7 @@ def sweep(
     client: Any = None,
     store: str | os.PathLike | None = None,
     resume: bool = False,
+    until: Any = None,
 ) -> xr.Dataset:
     """Run one ensemble per point of a parameter grid and return them as one Dataset.
 
@@ -256,6 +257,10 @@ def sweep(
         checkpoints, and the result is read lazily (see :func:`open_sweep`).
     resume : bool
         With ``store``: skip finished points and resume interrupted ones.
+    until : stopping rule, optional
+        Stop each replica of every point at the first step this rule from :mod:`stochdyn.stopping` holds
+        (as :func:`stochdyn.simulate` does; checked against every point before anything runs); the
+        stop variables gain the sweep dimensions.
 
     Returns
     -------
@@ -280,14 +285,20 @@ def sweep(
     record_every = check_int("record_every", record_every, "sweep", ge=1)
     if n_steps % record_every:
         raise ValidationError(f"The 'n_steps' parameter of sweep ({n_steps}) must be a multiple of record_every ({record_every}).")
+    from ..stopping._run import StopTracker, check_until
+
     for integ, targ in pairs:
         integ.prepare_x0(x0, targ, n_replicas)
         integ.check_run(targ, n_steps)
+        check_until(until, integ, targ)
     key = stream_key(rng)
     run = {"n_replicas": n_replicas, "n_steps": n_steps, "record_every": record_every}
+    base = {"integrator": integrator.to_dict(), "target": target.to_dict(), **run}
+    if until is not None:
+        base["until"] = until.to_dict()
     manifest = {
         "stochdyn_sweep": 1,
-        "base": {"integrator": integrator.to_dict(), "target": target.to_dict(), **run},
+        "base": base,
         "seed": key.attrs(),
         "dims": dims,
         "coords": coords,
@@ -313,9 +324,9 @@ def sweep(
                                 for integ, targ in pairs) // len(pairs)
                 check_free_space(store_dir, per_point * (len(pts) - done), f"The sweep store {str(store_dir)!r}")
             # one tiny run of each kernel here: validates run arguments and fills the disk cache
-            _warm_up(pairs, x0, record_every)
+            _warm_up(pairs, x0, record_every, until)
             t0 = _time.perf_counter()
-            jobs = [(integ, targ, x0, run, point_key(key, p).seed_sequence,
+            jobs = [(integ, targ, x0, {**run, "until": until}, point_key(key, p).seed_sequence,
                      None if store_dir is None else store_dir / f"{_point_name(p)}.zarr", resume)
                     for (integ, targ), p in zip(pairs, pts)]
             results = run_jobs(cl, jobs, ncores)
@@ -328,6 +339,8 @@ def sweep(
         return open_sweep(store_dir)
     out = _combine(results, dims, coords, pts, keys)
     out.attrs = _sweep_attrs(run_attrs(integrator, target, {**run, "replicas": "all"}, key.attrs()), manifest)
+    if until is not None:
+        out.attrs.update(StopTracker.describe(until))
     out.attrs["elapsed_seconds"] = elapsed
     _annotate(out, dims, keys, pts, key)
     return out
@@ -512,7 +525,7 @@ def open_sweep(store: str | os.PathLike) -> xr.Dataset:
     base["integrator"] = json.dumps(manifest["base"]["integrator"])
     base["target"] = json.dumps(manifest["base"]["target"])
     base.update(manifest["seed"])
-    for k in ("status", "fingerprint", "elapsed_seconds", "n_diverged"):
+    for k in ("status", "fingerprint", "elapsed_seconds", "n_diverged", "n_stopped"):
         base.pop(k, None)
     out.attrs = _sweep_attrs(base, manifest)
     key = StreamKey(np.random.SeedSequence(json.loads(manifest["seed"]["seed"]),

@@ -66,14 +66,29 @@ class State:
 
     ``arrays`` is what a checkpoint must keep (positions, velocities, generator words,
     divergence steps, ...); ``scratch`` holds buffers that can be rebuilt (gradients, energies).
+    ``until`` is the compiled stopping rule of a run with ``until=`` (a
+    :class:`~stochdyn.stopping.CompiledRule`, set by the driver), else None.
     """
 
     arrays: dict[str, npt.NDArray[Any]]
     scratch: dict[str, npt.NDArray[Any]] = dataclasses.field(default_factory=dict)
     step: int = 0
+    until: Any = None
 
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
         return self.arrays[name] if name in self.arrays else self.scratch[name]
+
+    def until_args(self, units: int, extra: int = 0) -> tuple[Any, ...]:
+        """The six trailing arguments of every kernel (docs/design.md, "Stopping rules"):
+        ``until_fn, until_theta, until_aux, until_work, stop_step, stop_rule``. Without a rule
+        ``until_fn`` is None (Numba prunes every branch that uses it: the kernel is the one of a run
+        without rules) and the others are small placeholders. ``units`` rows of ``until_work``, one
+        per unit of parallel work (a replica, or a block), each with ``extra`` doubles for the kernel."""
+        if self.until is None:
+            from ..stopping.rules import NO_RULE_ARGS
+
+            return NO_RULE_ARGS
+        return self.until.kernel_args(self, units, extra)
 
 
 class Integrator(HTMLRepr):
@@ -88,6 +103,9 @@ class Integrator(HTMLRepr):
     #: every concrete integrator is a frozen dataclass (declared here, set by ``@dataclass`` on the
     #: subclasses), so ``dataclasses.fields`` and ``dataclasses.replace`` accept any Integrator
     __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+    #: scratch arrays that :meth:`record` reads and that hold a replica's results of its last step (not
+    #: rebuilt by a kernel call): kept with the state of replicas a stopping rule has set aside
+    record_scratch: ClassVar[tuple[str, ...]] = ()
 
     # -- description ------------------------------------------------------------------------
     @property

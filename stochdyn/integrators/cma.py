@@ -222,7 +222,7 @@ class _Recombinant(_Strategy):
                             a.get("x_start"), self._rconf(d), self._spec(), state.step, n_steps, record_every,
                             out["population_mean"], out["energy"], out["sigma"], out["variance"],
                             out["population_energy"], out["best_energy"], out["evaluations"], out.get("x"),
-                            out.get("restarts"), out.get("population_size"), k0), R, blocks_per_thread=4)
+                            out.get("restarts"), out.get("population_size"), k0, *state.until_args(R)), R, blocks_per_thread=4)
 
 
 _COMMON = r"""population_size : int, optional

@@ -141,7 +141,7 @@ class OnePlusOneES(_Strategy):
         out["sigma"][:, k] = a["sigma"]
         out["variance"][:, k] = a["sigma"][:, None] ** 2
         out["best_energy"][:, k] = a["best"]
-        out["evaluations"][:, k] = state.step + 1
+        out["evaluations"][:, k] = np.where(a["halted"] >= 0, a["halted"], state.step) + 1  # as the kernel counts
 
     def advance(self, target, state, n_steps, record_every, out, k0, block):
         up, down = self.factors(target.dim)
@@ -150,7 +150,7 @@ class OnePlusOneES(_Strategy):
                                      s["y"], s["gy"], s["uy"], a["rng"], a["diverged"], a["halted"], up, down,
                                      state.step, n_steps, record_every, out["population_mean"], out["energy"],
                                      out["sigma"], out["variance"], out["best_energy"], out["evaluations"], k0,
-                                     block), a["x"].shape[0], blocks_per_thread=4)
+                                     block, *state.until_args(a["x"].shape[0])), a["x"].shape[0], blocks_per_thread=4)
 
 
 @register_integrator
@@ -193,6 +193,8 @@ class OpenES(_Strategy):
     momentum: float = 0.0
     fitness_shaping: str = "none"
 
+    record_scratch = ("grad",)  # the last step's gradient estimate, read by record()
+
     def __post_init__(self) -> None:
         owner = "OpenES"
         object.__setattr__(self, "sigma", check_real("sigma", self.sigma, owner, gt=0.0))
@@ -230,7 +232,7 @@ class OpenES(_Strategy):
         out["gradient"][:, k] = state.scratch["grad"]
         out["population_energy"][:, k] = a["pop_energy"]
         out["best_energy"][:, k] = a["best"]
-        out["evaluations"][:, k] = 2 * self.n_pairs * state.step
+        out["evaluations"][:, k] = 2 * self.n_pairs * np.where(a["halted"] >= 0, a["halted"], state.step)
 
     def advance(self, target, state, n_steps, record_every, out, k0, block):
         a, s = state.arrays, state.scratch
@@ -240,7 +242,7 @@ class OpenES(_Strategy):
                                 self.momentum, self.fitness_shaping == "centered_ranks", state.step, n_steps,
                                 record_every, out["population_mean"], out["energy"], out["gradient"],
                                 out["population_energy"], out["best_energy"], out["evaluations"],
-                                k0), a["x"].shape[0], blocks_per_thread=4)
+                                k0, *state.until_args(a["x"].shape[0])), a["x"].shape[0], blocks_per_thread=4)
 
 
 @register_integrator
@@ -351,7 +353,7 @@ class GeneticAlgorithm(_Strategy):
                                           s["idx"], s["tmp"], a["rng"], a["diverged"], a["halted"], self.tournament,
                                           self.crossover_rate, pm, self.mutation_scale, self.n_elite, record_first,
                                           state.step, n_steps, record_every, *self._outs(out),
-                                          k0), a["x"].shape[0], blocks_per_thread=4)
+                                          k0, *state.until_args(a["x"].shape[0])), a["x"].shape[0], blocks_per_thread=4)
 
 def __getattr__(name: str) -> Any:
     # CSAES, CMAES and cma_parameters moved to stochdyn.integrators.cma; old imports keep working

@@ -99,7 +99,8 @@ class _Langevin(Integrator):
         kernel, args = self._kernel(target, state, n_steps, record_every, out, k0, record_first)
         R, d = state.arrays["x"].shape
         B = lanes(R, d)
-        run_blocks(kernel, args, -(-R // B), lambda: _block_buffers(d, B))
+        nb = -(-R // B)
+        run_blocks(kernel, args + state.until_args(nb, d), nb, lambda: _block_buffers(d, B))
 
     def _kernel(self, target, state, n_steps, record_every, out, k0, record_first) -> tuple[Any, tuple]:
         """The kernel and its arguments up to the block size (see ``_kernels/langevin.py``)."""

@@ -165,7 +165,7 @@ class SNES(_NES):
                              a["evals"], s["S"], s["X"], s["G"], s["U"], s["idx"], s["tmp"], s["util"], s["uvals"],
                              s["work"], a["rng"], a["diverged"], a["halted"], self.learning_rate_mean,
                              self.eta_sigma(target.dim), self.fitness_shaping == "ranks", state.step, n_steps,
-                             record_every, *self._outs(out), k0), a["x"].shape[0], blocks_per_thread=4)
+                             record_every, *self._outs(out), k0, *state.until_args(a["x"].shape[0])), a["x"].shape[0], blocks_per_thread=4)
 
 
 @register_integrator
@@ -241,7 +241,7 @@ class XNES(_NES):
                              s["util"], s["uvals"], s["GM"], s["V"], s["T"], s["work"], a["rng"], a["diverged"],
                              a["halted"], self.learning_rate_mean, self.eta_sigma(d), self.eta_b(d),
                              self.fitness_shaping == "ranks", state.step, n_steps, record_every, *self._outs(out),
-                             k0), a["x"].shape[0], blocks_per_thread=4)
+                             k0, *state.until_args(a["x"].shape[0])), a["x"].shape[0], blocks_per_thread=4)
 
 
 for _cls in (SNES, XNES):

@@ -277,7 +277,7 @@ class WrightFisher(_Population):
                                       s["prob"], s["alias"], s["small"], s["large"], a["rng"], a["diverged"],
                                       a["halted"], self.mutation_rate, self.mutation_scale, self._rec(),
                                       record_first, state.step, n_steps, record_every, *self._outs(out),
-                                      k0), a["x"].shape[0], blocks_per_thread=4)
+                                      k0, *state.until_args(a["x"].shape[0])), a["x"].shape[0], blocks_per_thread=4)
 
 
 @_population_doc
@@ -308,4 +308,4 @@ class Moran(_Population):
         run_blocks(_k.moran, (*self._target_args(target), a["x"], s["child"], s["grad"], s["u"], s["w"], s["cgrad"],
                               s["cu"], s["cw"], a["rng"], a["diverged"], a["halted"], self.mutation_rate,
                               self.mutation_scale, self._rec(), record_first, state.step, n_steps, record_every,
-                              *self._outs(out), k0), a["x"].shape[0], blocks_per_thread=4)
+                              *self._outs(out), k0, *state.until_args(a["x"].shape[0])), a["x"].shape[0], blocks_per_thread=4)

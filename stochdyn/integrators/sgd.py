@@ -664,7 +664,8 @@ class _SGDFamily(Integrator):
             args = (block, target.compiled, target.theta, *common, *update, a["x"], s["grad"], s["energy"], a["rng"],
                     a["diverged"], s["vec"], s["gnorm"], state.step, n_steps, record_every, k0, out["x"], out["energy"],
                     out.get("grad_norm"), out.get("lr"))
-            run_blocks(_k.sgd_landscape, args, -(-a["x"].shape[0] // block))
+            nb = -(-a["x"].shape[0] // block)
+            run_blocks(_k.sgd_landscape, args + state.until_args(nb), nb)
             return
         mode = cfg["icfg"][_k.I_SAMPLING]
         perm = a["perm"] if mode in (_k.SAMPLE_WITHOUT, _k.SAMPLE_EPOCH, _k.SAMPLE_STRATIFIED) else None
@@ -682,7 +683,7 @@ class _SGDFamily(Integrator):
                         a["error"] if cfg["error_feedback"] else None, *update, cfg["stats"],
                         a["x"], a["rng"], a["diverged"], a["examples"], s["vec"], s["batch_index"], s["batch_coef"],
                         state.step, n_steps, record_every, k0, out["x"], *(out.get(n) for n in _FLOAT_OUT),
-                        *(out.get(n) for n in _INT_OUT)), a["x"].shape[0])
+                        *(out.get(n) for n in _INT_OUT), *state.until_args(a["x"].shape[0])), a["x"].shape[0])
         nrec = n_steps // record_every
         xs = out["x"][:, k0:k0 + nrec]
         out["energy"][:, k0:k0 + nrec] = target.value(xs)

@@ -37,8 +37,9 @@ Geometric rules on a population (n > 1) apply to the population mean. For ``Ener
 first step with energy < u is also the first step at which the best value so far is < u, so the
 "current" and "best so far" readings give the same stopping time.
 
-**Compiled form.** All rules share one C signature (:data:`RULE_SIG`) and one interpreter compiled
-once and cached on disk; a rule's parameters and the structure of a combination travel in a float
+**Compiled form.** All rules share one C signature (:data:`RULE_SIG`): a single built-in rule is its
+own small function, a combination or a user rule goes through one interpreter (each compiled on first
+use and cached on disk); a rule's parameters and the structure of a combination travel in a float
 program ``theta`` and in-process addresses in ``aux``, so new parameters, new combinations and user
 rules never recompile a kernel. The kernel-side contract is in ``docs/design.md`` ("Stopping rules").
 """

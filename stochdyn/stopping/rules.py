@@ -6,7 +6,7 @@ Each rule is a small validated object with four faces:
 * ``check_target(integrator, target)`` — a clear :class:`~stochdyn.ValidationError` when the rule
   cannot apply to that run;
 * ``holds(x, energy)`` — the plain-NumPy reference evaluation (tests compare the compiled one with it);
-* a part of the compiled program (``compile``) read by the one cached interpreter
+* a part of the compiled program (``compile``), evaluated by its own cached function
   (:mod:`stochdyn.stopping._compiled`).
 """
 
@@ -125,24 +125,36 @@ class Rule:
         return 0
 
     def compile(self, target: Any = None, dim: int | None = None) -> "CompiledRule":
-        """The compiled form: the cached interpreter, this rule's program and addresses.
+        """The compiled form: the function kernels call (the rule's own for a single built-in rule, else
+        the interpreter; compiled on first use and cached on disk), this rule's program and addresses.
 
         ``target`` is the run's target (needed by :class:`Basin` without its own landscape);
         ``dim`` the state dimension (default ``target.dim``).
         """
         aux: list[int] = []
-        parts = [r._part(target, aux) for r in self.rules]
+        parts = []
+        for r in self.rules:
+            op, params, ai = r._part(target, aux)
+            if op == _c.OP_USER:
+                fi = ai  # the user rule's own function
+            else:
+                aux.append(int(_c.RULE_FUNCS[op].get().address))
+                fi = len(aux) - 1
+            parts.append((op, params, ai, fi))
         d = int(dim if dim is not None else getattr(target, "dim", 1))
         n_work = max([1] + [r._work(d) for r in self.rules])
-        return CompiledRule(self, _c.interpreter.get(), _c.pack_program(parts),
-                            np.ascontiguousarray(aux if aux else [0], dtype=np.int64), n_work)
+        # a single built-in rule is its own function; a combination or a user rule goes through the interpreter
+        single = len(parts) == 1 and parts[0][0] != _c.OP_USER
+        fn = _c.RULE_FUNCS[parts[0][0]].get() if single else _c.interpreter.get()
+        return CompiledRule(self, fn, _c.pack_program(parts, self.needs_energy),
+                            np.ascontiguousarray(aux, dtype=np.int64), n_work)
 
 
 @dataclass
 class CompiledRule:
-    """What a kernel receives for ``until=rule``: the function (always the cached interpreter, of
-    signature :data:`~stochdyn.stopping.RULE_SIG`), the program ``theta``, the addresses ``aux`` and
-    the scratch size ``n_work`` (doubles per unit of parallel work)."""
+    """What a kernel receives for ``until=rule``: the function (of signature
+    :data:`~stochdyn.stopping.RULE_SIG`: a single built-in rule's own, or the interpreter), the program
+    ``theta``, the addresses ``aux`` and the scratch size ``n_work`` (doubles per unit of parallel work)."""
 
     rule: Rule
     fn: Any
@@ -154,14 +166,16 @@ class CompiledRule:
     def labels(self) -> tuple[str, ...]:
         return tuple(r.label for r in self.rule.rules)
 
-    def work(self, units: int) -> np.ndarray:
-        """Zeroed scratch, one row per unit of parallel work."""
-        return np.zeros((max(1, int(units)), self.n_work))
+    def work(self, units: int, extra: int = 0) -> np.ndarray:
+        """Zeroed scratch, one row per unit of parallel work: ``extra`` doubles for the kernel (e.g. a
+        point gathered from a columns layout) then the rule's ``n_work``."""
+        return np.zeros((max(1, int(units)), int(extra) + self.n_work))
 
-    def kernel_args(self, state: Any, units: int) -> tuple:
+    def kernel_args(self, state: Any, units: int, extra: int = 0) -> tuple:
         """The six trailing kernel arguments of the contract (docs/design.md, "Stopping rules"):
         ``(fn, theta, aux, work, stop_step, stop_rule)`` for a State made by ``simulate(until=...)``."""
-        return (self.fn, self.theta, self.aux, self.work(units), state.arrays["stop_step"], state.arrays["stop_rule"])
+        return (self.fn, self.theta, self.aux, self.work(units, extra), state.arrays["stop_step"],
+                state.arrays["stop_rule"])
 
     def evaluate(self, x: Any, energy: Any = None) -> np.ndarray:
         """Compiled evaluation for every replica: 0, or 1 + the index of the rule that holds; int64 ``(R,)``."""

@@ -26,7 +26,7 @@ def rule(func: Callable | None = None, *, dim: int | None = None, needs_energy: 
     ``energy`` the family's scalar (see :mod:`stochdyn.stopping`). It must be in Numba's nopython
     subset. Keyword parameters (floats, with defaults) are passed at run time, so changing them never
     recompiles a kernel; the rule's own small function is compiled once at definition (~0.2 s, not
-    cached: it has no source file), called through its address by the cached interpreter, so a user
+    cached: it has no source file), called through its address by the cached interpreter (one function for every combination), so a user
     rule combined with others with ``|`` compiles nothing more.
 
     Checked at definition: the function compiles and returns a truth value on a test state of one

@@ -115,15 +115,18 @@ def test_descriptions_are_json_and_rebuild_the_rule():
         st.rule_from_dict({"type": "Nope"})
 
 
-def test_every_combination_uses_the_one_cached_interpreter():
+def test_a_rule_is_its_own_function_and_every_combination_uses_the_one_cached_interpreter():
     dw = sd.landscapes.DoubleWell(dim=2)
-    combos = [st.Region(0, above=1.0), st.EnergyBelow(0.0) | st.Ball([0, 0], 1.0),
+    combos = [st.EnergyBelow(0.0) | st.Ball([0, 0], 1.0),
               st.Basin([1.0, 0.0]) | st.Region(1, below=0.0) | st.EnergyBelow(2.0)]
     x = RNG.normal(size=(50, 2))
     for c in combos:
         comp = c.compile(dw)
         assert comp.fn is _compiled.interpreter.get()
         comp.evaluate(x, dw.value(x))
+    single = st.Region(0, above=1.0).compile(dw)
+    assert single.fn is _compiled.RULE_FUNCS[_compiled.OP_REGION].get()
+    np.testing.assert_array_equal(single.evaluate(x), x[:, 0] >= 1.0)
     assert len(_compiled.evaluate_rows.signatures) == 1  # one type for every rule and combination
 
 

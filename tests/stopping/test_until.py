@@ -9,6 +9,7 @@ import pytest
 
 import stochdyn as sd
 from stochdyn import stopping as st
+from stochdyn.io.schema import step_times
 from stochdyn.stopping._run import StopTracker
 
 LAND = sd.landscapes.DoubleWell(dim=2, tilt=0.1)
@@ -42,7 +43,11 @@ def test_stop_variables_and_attributes():
     ds = sd.simulate(INTEG, LAND, until=UNTIL, **RUN)
     stopped = ds["stopped"].values
     np.testing.assert_array_equal(stopped, ds["stop_step"].values >= 0)
-    np.testing.assert_array_equal(ds["stop_time"].values[stopped], ds["stop_step"].values[stopped] * 0.01)
+    # stop_time is the time coordinate's own function of the step (exact to the decimal dt: 0.83, not 83 * 0.01)
+    np.testing.assert_array_equal(ds["stop_time"].values[stopped], step_times(ds["stop_step"].values[stopped], 0.01))
+    on_records = np.isin(ds["stop_step"].values, ds["step"].values) & stopped
+    np.testing.assert_array_equal(ds["stop_time"].values[on_records],
+                                  ds["time"].sel(time=ds["stop_time"].values[on_records]).values)
     assert np.all(np.isnan(ds["stop_time"].values[~stopped])) and np.all(ds["stop_rule"].values[~stopped] == -1)
     # the rule held at the stop: x0 >= 0.8 (rule 0) or <= -1.7 (rule 1), on the frozen final record
     final = ds["x"].isel(time=-1, dim=0).values
@@ -118,3 +123,116 @@ def test_energy_each_family_reads():
     first = np.where(below.any(axis=1), below.argmax(axis=1), -1)
     assert 0 < (first >= 0).sum() < 10
     np.testing.assert_array_equal(ds["stop_step"].values, first)
+
+
+# -- families the golden catalogue does not stop (tests/stopping/test_until_golden.py covers the others) --------
+RASTRIGIN = sd.landscapes.Rastrigin(dim=3)
+OTHER_FAMILIES = {
+    "one_plus_one": (sd.OnePlusOneES(sigma0=0.3), sd.landscapes.Harmonic(stiffness=[1.0, 2.0, 3.0]), [1.0, 1.0, 1.0], "best_energy"),
+    "sep_cmaes": (sd.SepCMAES(sigma0=0.5), RASTRIGIN, [2.0, 1.0, -1.0], "best_energy"),
+    "cmaes_ipop": (sd.CMAES(sigma0=0.5, restarts="ipop", max_restarts=2), RASTRIGIN, [2.0, 1.0, -1.0], "best_energy"),
+    "xnes": (sd.XNES(sigma0=0.5), RASTRIGIN, [2.0, 1.0, -1.0], "best_energy"),
+    "snes": (sd.SNES(sigma0=0.5), RASTRIGIN, [2.0, 1.0, -1.0], "best_energy"),
+    # the full-batch loss each step (a rule that reads energy on a finite-sum problem)
+    "sgd_problem": (sd.SGD(lr=0.05, batch_size=4), sd.problems.LeastSquares.from_data(sd.problems.gaussian_regression(40, 2, seed=1)),
+                    [1.0, -1.0], "energy"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_FAMILIES))
+def test_other_families_stop_as_the_reference_path(name, monkeypatch):
+    # time to target: u = the median over replicas of the final value, so about half stop; the kernel path
+    # (pieces with compaction, chunks of one record, one thread) is bit-identical to the reference path
+    integ, target, x0, var = OTHER_FAMILIES[name]
+    kw = dict(n_replicas=10, n_steps=40, record_every=5, rng=7)
+    u = float(np.median(sd.simulate(integ, target, x0, **kw)[var].values[:, -1]))
+    from stochdyn.stopping import _run
+
+    ds = sd.simulate(integ, target, x0, until=st.EnergyBelow(u), **kw)
+    assert 0 < int(ds["stopped"].sum()) < 10
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        with monkeypatch.context() as m:
+            m.setattr(_run, "PIECE_WORK", 1)
+            assert_same(ds, sd.simulate(integ, target, x0, until=st.EnergyBelow(u), chunk_steps=5, **kw))
+    finally:
+        numba.set_num_threads(old)
+    monkeypatch.setattr(_run, "REFERENCE", True)
+    assert_same(ds, sd.simulate(integ, target, x0, until=st.EnergyBelow(u), **kw))
+
+
+STORE_FAMILIES = {  # (integrator, target, x0, rule, a streamed variable): a population, an ES with halting, SGD
+    "wright_fisher": (sd.WrightFisher(population_size=40, mutation_rate=0.0),
+                      sd.fitness.MultiplicativeFitness([[0.0, 0.02]]), np.r_[np.ones(20), np.zeros(20)][:, None],
+                      st.Fixation(allele=1) | st.Fixation(allele=0), "allele_frequency"),
+    "cmaes": (sd.CMAES(sigma0=0.5), RASTRIGIN, [2.0, 1.0, -1.0], st.EnergyBelow(3.0), "population_mean"),
+    "sgd": (sd.SGD(lr=0.05, batch_size=4), OTHER_FAMILIES["sgd_problem"][1], [1.0, -1.0], st.EnergyBelow(0.44), "x"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STORE_FAMILIES))
+def test_store_resume_and_repair_with_until(tmp_path, monkeypatch, name):
+    # interrupted after two chunks then resumed, and a deleted chunk of a complete store recomputed from step 0
+    # (with the rule: stopped replicas' frozen records come back): all bit-identical to the run in memory
+    integ, target, x0, until, var = STORE_FAMILIES[name]
+    kw = dict(n_replicas=12, n_steps=60, record_every=5, chunk_steps=10, rng=2, until=until)
+    if np.ndim(x0) == 2:
+        x0 = np.broadcast_to(x0, (12,) + np.shape(x0))
+    ref = sd.simulate(integ, target, x0, **kw)
+    assert 0 < int(ref["stopped"].sum()) < 12
+    calls = {"n": 0}
+    original = StopTracker.advance
+
+    def failing(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    store = tmp_path / "run.zarr"
+    monkeypatch.setattr(StopTracker, "advance", failing)
+    with pytest.raises(KeyboardInterrupt):
+        sd.simulate(integ, target, x0, store=store, **kw)
+    monkeypatch.setattr(StopTracker, "advance", original)
+    assert_same(ref, sd.simulate(integ, target, x0, store=store, resume=True, **kw).load())
+    last = ref.sizes["time"] // 2 - 1  # the last chunk of records (two records per chunk), after stops
+    chunk = store / var / "c" / "0" / str(last)
+    (chunk if chunk.is_file() else next(f for f in chunk.rglob("*") if f.is_file())).unlink()
+    from stochdyn.ensemble.store import RepairedStoreWarning
+
+    with pytest.warns(RepairedStoreWarning, match=var):
+        repaired = sd.simulate(integ, target, x0, store=store, resume=True, **kw)
+    assert_same(ref, repaired.load())
+
+
+def test_sweep_with_until_runs_each_point_as_simulate(tmp_path):
+    # every point of a sweep with a rule is the simulate run of that point with its own seed, in memory and
+    # in a sweep store (the stop variables gain the sweep dimension); the CLI takes the spec's [until]
+    from stochdyn.ensemble.sweeps import point_key
+    from stochdyn.random import stream_key
+
+    kw = dict(n_replicas=12, n_steps=200, record_every=40)
+    ds = sd.sweep(INTEG, LAND, [-1.0, 0.0], grid={"integrator.temperature": [0.3, 0.6]}, rng=5, until=UNTIL, **kw)
+    assert ds["stopped"].dims == ("temperature", "replica") and 0 < int(ds["stopped"].sum()) < 24
+    assert st.rule_from_dict(json.loads(ds.attrs["until"])) == UNTIL
+    for T in (0.3, 0.6):
+        seed = point_key(stream_key(5), {"integrator.temperature": T}).seed_sequence
+        one = sd.simulate(sd.EulerMaruyama(dt=0.01, temperature=T), LAND, [-1.0, 0.0], rng=seed, until=UNTIL, **kw)
+        for v in ("x", "stopped", "stop_step", "stop_rule"):
+            np.testing.assert_array_equal(ds[v].sel(temperature=T).values, one[v].values, err_msg=v)
+    stored = sd.sweep(INTEG, LAND, [-1.0, 0.0], grid={"integrator.temperature": [0.3, 0.6]}, rng=5, until=UNTIL,
+                      store=tmp_path / "sweep", **kw)
+    np.testing.assert_array_equal(stored["stop_step"].values, ds["stop_step"].values)
+    with pytest.raises(sd.ValidationError, match="Fixation"):
+        sd.sweep(INTEG, LAND, [-1.0, 0.0], grid={"integrator.temperature": [0.3]}, until=st.Fixation(), **kw)
+    from stochdyn.cli import main
+
+    spec = tmp_path / "sweep.toml"
+    spec.write_text('[landscape]\ntype = "DoubleWell"\ndim = 2\ntilt = 0.1\n[integrator]\ntype = "EulerMaruyama"\n'
+                    'dt = 0.01\n[run]\nn_replicas = 12\nn_steps = 200\nrecord_every = 40\nseed = 5\nx0 = [-1.0, 0.0]\n'
+                    '[sweep.integrator]\ntemperature = [0.3, 0.6]\n[[until]]\ntype = "Region"\ncoordinate = 0\nabove = 0.8\n'
+                    '[[until]]\ntype = "Region"\ncoordinate = 0\nbelow = -1.7\n')
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "cli"), "--workers", "0"]) == 0
+    cli = sd.open_sweep(tmp_path / "cli")
+    np.testing.assert_array_equal(cli["stop_step"].values, ds["stop_step"].values)

@@ -1,6 +1,9 @@
 """``until=`` against the saved golden records of every family (tests/golden): a rule that never holds
 changes nothing, bit for bit; a rule that holds for some replicas leaves the others bit-identical,
-and a stopped replica's records follow the free run up to its stop step and repeat afterwards."""
+and a stopped replica's records follow the free run up to its stop step and repeat afterwards. The
+kernel path is also bit-identical to the phase-1 reference path (one kernel call per step, the rule
+evaluated outside the kernels), on one thread in chunks of one record with compaction between
+pieces, and for a subset of replicas run alone (what a shard runs)."""
 
 import os
 import pathlib
@@ -10,6 +13,7 @@ import numpy as np
 import pytest
 
 import stochdyn as sd
+from stochdyn.stopping import _run as stop_run
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "golden"))
 from cases import cases  # noqa: E402
@@ -25,18 +29,45 @@ def _saved(name):
     return {k.split("/", 1)[1]: SAVED[k] for k in SAVED.files if k.split("/", 1)[0] == name}
 
 
-def _run(name, until):
+def _run(name, until, **more):
     integ, target, x0, kw = cases()[name]
-    return sd.simulate(integ(), target(), x0, until=until, **kw)
+    return sd.simulate(integ(), target(), x0, until=until, **{**kw, **more})
+
+
+def assert_same(a, b, name):
+    assert set(a.data_vars) == set(b.data_vars)
+    for v in a.data_vars:
+        np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=f"{name}: {v}")
+
+
+def check_kernel_path(name, until, ds, monkeypatch):
+    """``ds`` (the kernel path) equals the reference path, a one-thread run in one-record chunks split
+    into pieces with compaction, and a subset of its replicas run alone."""
+    import numba
+
+    kw = cases()[name][3]
+    with monkeypatch.context() as m:
+        m.setattr(stop_run, "REFERENCE", True)
+        assert_same(ds, _run(name, until), f"{name} (reference path)")
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        with monkeypatch.context() as m:
+            m.setattr(stop_run, "PIECE_WORK", 1)
+            assert_same(ds, _run(name, until, chunk_steps=kw["record_every"]), f"{name} (1 thread, chunks)")
+    finally:
+        numba.set_num_threads(threads)
+    ids = np.flatnonzero(ds["stopped"].values)[:2].tolist() + [int(np.flatnonzero(~ds["stopped"].values)[0])]
+    assert_same(ds.sel(replica=ids), _run(name, until, n_replicas=None, replicas=ids), f"{name} (subset)")
 
 
 def _state(rec):
     """The recorded state a geometric rule reads: the population/search mean if recorded, else x."""
-    return rec["mean"] if "mean" in rec else rec["x"]
+    return rec["population_mean"] if "population_mean" in rec else rec["x"]
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_until_changes_nothing_until_it_holds(name):
+def test_until_changes_nothing_until_it_holds(name, monkeypatch):
     saved = _saved(name)
     # 1. a rule that never holds: records bit-identical to the saved free run, nothing stopped
     ds = _run(name, sd.stopping.Region(0, above=1e300))
@@ -89,3 +120,4 @@ def test_until_changes_nothing_until_it_holds(name):
         if at in steps:
             assert beyond(st[r, list(steps).index(at)])
     assert np.all(ds["stop_rule"].values[stopped] == 0) and np.all(ds["stop_rule"].values[~stopped] == -1)
+    check_kernel_path(name, rule, ds, monkeypatch)

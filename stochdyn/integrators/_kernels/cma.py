@@ -20,7 +20,9 @@ mean with a doubled population (IPOP; Auger & Hansen 2005) or, in BIPOP (Hansen 
 a large one or a small one with a random population size and step size; the evaluation budget
 halts the replica (``halted``) before a generation would exceed it. A run whose distribution
 collapses numerically (sigma underflows to 0, or C stops being positive definite while finite)
-has ended: it restarts, or halts without restarts; only non-finite numbers mean divergence.
+has ended: it restarts, or halts without restarts; only non-finite numbers mean divergence. A
+stopping rule (``until_fn`` not None) halts a replica after the generation (and restart) at which it
+holds, on the mean and the lowest U so far (see :mod:`.evolution`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from numba import njit
 from ..._numba_utils import row_ptr
 from ...random._core import normal, uniform
 from .evolution import freeze, rank, record_index, record_summary, score
+from .popgen import stop_here
 
 # indices into params[r]
 P_LAM, P_MU, P_MUEFF, P_CS, P_DS, P_CC, P_C1, P_CMU, P_CHI, P_EIGEN, P_SUMW, P_NW, P_HIST = range(13)
@@ -269,7 +272,7 @@ def restart(m, sigma, ps, pc, Cf, Bm, Cd, D, gen, evals, lam_r, params, weights,
 def cma(fn, eigh, theta, m, sigma, ps, pc, Cf, Bm, Cd, D, best, pop_energy, gen, evals, lam_r, params, weights,
         Z, Y, X, G, U, idx, tmp, work, rng, diverged, halted, hist, rint, rflt, x_start, rconf, spec,
         step0, n_steps, record_every, out_mean, out_e, out_sig, out_var, out_pe, out_best, out_ev, out_x,
-        out_restarts, out_lam, k0, r0, r1):
+        out_restarts, out_lam, k0, until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, r0, r1):
     """CMA-ES generations of replicas ``r0 .. r1-1``: full C (``Cf`` (R, d, d) and its eigenbasis ``Bm``;
     ``Cd`` None) or diagonal C (``Cd`` (R, d); ``Cf``, ``Bm`` None). Restarts when ``hist`` is an array;
     records of every offspring when ``out_x`` is, of restarts and population size when ``out_restarts`` is.
@@ -283,6 +286,9 @@ def cma(fn, eigh, theta, m, sigma, ps, pc, Cf, Bm, Cd, D, best, pop_energy, gen,
     for r in range(r0, r1):
         if diverged[r] >= 0:
             continue
+        if until_fn is not None:
+            if stop_step[r] >= 0:
+                continue  # stopped in an earlier call: frozen
         s0 = rng[r, 0]
         s1 = rng[r, 1]
         zw = work[r, 0]
@@ -417,5 +423,10 @@ def cma(fn, eigh, theta, m, sigma, ps, pc, Cf, Bm, Cd, D, best, pop_energy, gen,
                 if out_restarts is not None:
                     out_restarts[r, k] = rint[r, RI_RESTARTS]
                     out_lam[r, k] = lam_r[r]
+            if until_fn is not None:
+                if halted[r] < 0 or halted[r] == step:  # it moved in this generation
+                    if stop_here(until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, halted, m, 1,
+                                 best[r], r, step):
+                        break
         rng[r, 0] = s0
         rng[r, 1] = s1

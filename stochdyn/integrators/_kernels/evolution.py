@@ -13,7 +13,11 @@ finite. The genetic algorithm flags a population with any non-finite U.
 
 Per-replica ``halted`` (generation, -1 while running) freezes a replica that has finished — its
 state and stream are untouched, and its records repeat its final state — as CMA-ES does when its
-evaluation budget is spent; a stopping rule plugs in the same way (see docs/design.md).
+evaluation budget is spent. A stopping rule halts a replica the same way (``until_fn`` not None; the
+six trailing ``until_*``/``stop_*`` arguments, docs/design.md "Stopping rules"): after each generation
+the rule is called on the mean (or the parent, or the GA's population) and the lowest U so far
+(:func:`stochdyn.integrators._kernels.popgen.stop_here`); a replica that stops ends its call, one
+stopped in an earlier call is skipped. With ``until_fn=None`` Numba removes every branch that uses it.
 
 Common record arrays (``out_*``), written after generations that are multiples of
 ``record_every`` into record ``k0 + (step - step0) // record_every - 1``: ``mean`` (R, T, d),
@@ -32,7 +36,7 @@ from numba import njit
 from ..._numba_utils import row_ptr
 from ...random._core import normal, randbelow, uniform
 from .popgen import freeze as freeze_population
-from .popgen import write_moments
+from .popgen import lowest, stop_here, write_moments
 
 #: rows per landscape call when a replica's offspring are evaluated in blocks (the gradient slot
 #: of a landscape without a value-only block needs a buffer of this many rows)
@@ -167,7 +171,8 @@ def record_summary(fn, theta, m, work, r, k, sig, pop_e, best, evals, out_mean, 
 # ---------------------------------------------------------------------------------------------
 @njit(nogil=True, cache=True)
 def one_plus_one(fn, theta, x, ux, sigma, best, y, gy, uy, rng, diverged, halted, up_factor, down_factor,
-                 step0, n_steps, record_every, out_mean, out_e, out_sig, out_var, out_best, out_ev, k0, B, r0, r1):
+                 step0, n_steps, record_every, out_mean, out_e, out_sig, out_var, out_best, out_ev, k0, B,
+                 until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, r0, r1):
     """y = x + sigma * N(0, I); accept if U(y) <= U(x); sigma *= up_factor on success, down_factor otherwise.
 
     Replicas ``r0 .. r1-1`` in blocks of ``B``: one landscape call per block and generation.
@@ -204,6 +209,10 @@ def one_plus_one(fn, theta, x, ux, sigma, best, y, gy, uy, rng, diverged, halted
                     if not (math.isfinite(sigma[r]) and sigma[r] > 0.0) or ux[r] == -np.inf:
                         freeze(x, r, diverged, step)
                         ux[r] = np.nan
+                    if until_fn is not None:
+                        if diverged[r] < 0:
+                            stop_here(until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, halted, x, 1,
+                                      best[r], r, step)
                 if step % record_every == 0:
                     k = record_index(k0, step, step0, record_every)
                     for j in range(d):
@@ -221,7 +230,7 @@ def one_plus_one(fn, theta, x, ux, sigma, best, y, gy, uy, rng, diverged, halted
 @njit(nogil=True, cache=True)
 def open_es(fn, theta, m, vel, best, pop_energy, E, X, G, U, idx, tmp, ranks, grad, work, u1, rng, diverged,
             halted, sigma, lr, momentum, centered_ranks, step0, n_steps, record_every, out_mean, out_e, out_grad,
-            out_pe, out_best, out_ev, k0, r0, r1):
+            out_pe, out_best, out_ev, k0, until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, r0, r1):
     """g = 1/(2 sigma P) sum_k (f(m + sigma e_k) - f(m - sigma e_k)) e_k; v = momentum v + g; m -= lr v.
 
     f = U (an unbiased estimate of grad E[U(m + sigma e)]), or centred ranks of U in [-1/2, 1/2]
@@ -232,6 +241,9 @@ def open_es(fn, theta, m, vel, best, pop_energy, E, X, G, U, idx, tmp, ranks, gr
     for r in range(r0, r1):
         if diverged[r] >= 0:
             continue
+        if until_fn is not None:
+            if stop_step[r] >= 0:
+                continue  # stopped in an earlier call: frozen
         s0 = rng[r, 0]
         s1 = rng[r, 1]
         for s in range(n_steps):
@@ -278,6 +290,11 @@ def open_es(fn, theta, m, vel, best, pop_energy, E, X, G, U, idx, tmp, ranks, gr
                 out_pe[r, k] = pop_energy[r]
                 out_best[r, k] = best[r]
                 out_ev[r, k] = 2 * P * (step if halted[r] < 0 else halted[r])
+            if until_fn is not None:
+                if halted[r] < 0:
+                    if stop_here(until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, halted, m, 1,
+                                 best[r], r, step):
+                        break
         rng[r, 0] = s0
         rng[r, 1] = s1
 
@@ -327,7 +344,7 @@ def _all_finite(u, r, n):
 @njit(nogil=True, cache=True)
 def genetic_algorithm(fn, theta, x, xnew, G, u, idx, tmp, rng, diverged, halted, tournament, crossover_rate,
                       mutation_rate, mutation_scale, n_elite, record_first, step0, n_steps, record_every, out_mean,
-                      out_var, out_e, out_best, out_ev, out_x, k0, r0, r1):
+                      out_var, out_e, out_best, out_ev, out_x, k0, until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, r0, r1):
     """Generational GA: the ``n_elite`` best survive unchanged; every other child has parents chosen by
     tournaments of size ``tournament``, uniform crossover with probability ``crossover_rate``, and
     each gene mutated with probability ``mutation_rate`` by ``mutation_scale * N(0, 1)``.
@@ -340,6 +357,9 @@ def genetic_algorithm(fn, theta, x, xnew, G, u, idx, tmp, rng, diverged, halted,
     for r in range(r0, r1):
         if diverged[r] >= 0:
             continue
+        if until_fn is not None:
+            if stop_step[r] >= 0:
+                continue  # stopped in an earlier call: frozen
         s0 = rng[r, 0]
         s1 = rng[r, 1]
         eval_rows(fn, theta, x, G, u, r, N)
@@ -386,5 +406,10 @@ def genetic_algorithm(fn, theta, x, xnew, G, u, idx, tmp, rng, diverged, halted,
                 ga_record(x, u, r, record_index(k0, step, step0, record_every),
                           N * ((step if halted[r] < 0 else halted[r]) + 1), out_mean, out_var, out_e, out_best,
                           out_ev, out_x)
+            if until_fn is not None:
+                if s > 0 and halted[r] < 0:
+                    if stop_here(until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, halted, x, N,
+                                 lowest(u, r, N), r, step):
+                        break
         rng[r, 0] = s0
         rng[r, 1] = s1

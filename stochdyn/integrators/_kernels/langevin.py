@@ -18,10 +18,13 @@ no modulo in the loop), into records ``k0, k0 + 1, ...``; ``record_first`` write
 initial state first (how the driver's initial record is made, with the same compiled code).
 
 Halting. ``live[j]`` says whether replica ``r0 + j`` still moves: a frozen replica's state is not
-updated and its random stream not advanced. Today a replica freezes when it diverges: right after
-an evaluation, a live replica whose position or energy is not finite is set to NaN and the step
-written to ``diverged`` (:func:`_check`). A per-replica stopping rule would freeze a replica the
-same way at the same place, keeping its state instead of NaN (see ``docs/design.md``).
+updated and its random stream not advanced. A replica freezes when it diverges: right after an
+evaluation, a live replica whose position or energy is not finite is set to NaN and the step
+written to ``diverged`` (:func:`_check`). With a stopping rule (``until_fn`` not None; the six
+trailing ``until_*``/``stop_*`` arguments, docs/design.md "Stopping rules") a replica whose rule
+holds after a step is frozen the same way at the same place, keeping its state
+(:func:`_until_block`), and a block whose replicas have all stopped ends its call early. With
+``until_fn=None`` Numba removes every branch that uses it: the kernel is the one without rules.
 """
 
 from __future__ import annotations
@@ -132,6 +135,41 @@ def _record(X, E, diverged, out_x, out_e, r0, n, k):
         out_e[r0 + j, k] = np.nan if diverged[r0 + j] >= 0 else E[j]
 
 
+@njit(inline="always", cache=True)
+def _until_load(live, stop_step, r0, n):
+    """Replicas stopped by the rule in an earlier call stay frozen."""
+    for j in range(n):
+        if stop_step[r0 + j] >= 0:
+            live[j] = False
+
+
+@njit(cache=True)
+def _until_block(until_fn, theta, aux, work, X, E, live, stop_step, stop_rule, b, r0, n, step):
+    """Check the stopping rule on the block's live replicas after ``step`` (positions ``X``, energies
+    ``E``): a replica whose rule holds is frozen where it is (``live`` False, ``stop_step = step``,
+    ``stop_rule`` = the part that held). ``work[b]`` holds the point (gathered from the columns into a
+    row, as the rule reads it) and then the rule's scratch. Returns how many replicas of the block
+    have stopped, now or before."""
+    d = X.shape[0]
+    w = work[b]
+    nw = w.shape[0] - d
+    stopped = 0
+    for j in range(n):
+        r = r0 + j
+        if live[j]:
+            for i in range(d):
+                w[i] = X[i, j]
+            c = until_fn(row_ptr(w, 0), 1, d, E[j], row_ptr(theta, 0), theta.shape[0], row_ptr(aux, 0),
+                         aux.shape[0], row_ptr(w, d), nw)
+            if c > 0:
+                live[j] = False
+                stop_step[r] = step
+                stop_rule[r] = c - 1
+        if stop_step[r] >= 0:
+            stopped += 1
+    return stopped
+
+
 # -- row-major helpers of the previous kernels, still used by the SGD kernel on landscapes --------
 @njit(inline="always", cache=True)
 def _eval(fn, theta, x, grad, energy, r0, r1):
@@ -156,7 +194,7 @@ def _record_x(x, energy, diverged, out_x, out_e, r0, r1, k):
 # -- overdamped ------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def euler_maruyama(fn, theta, x, rng, diverged, sigma, dt, step0, n_steps, record_every, record_first,
-                   out_x, out_e, k0, X, G, A, E, Z, W, S0, S1, U, live, b0, b1):
+                   out_x, out_e, k0, until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, X, G, A, E, Z, W, S0, S1, U, live, b0, b1):
     """Euler–Maruyama with diagonal noise: ``x <- x - dt grad U(x) + sigma * w``, w standard normal."""
     R, d = x.shape
     B = X.shape[1]
@@ -164,6 +202,8 @@ def euler_maruyama(fn, theta, x, rng, diverged, sigma, dt, step0, n_steps, recor
         r0 = b * B
         n = B if r0 + B <= R else R - r0
         k = _begin(fn, theta, x, rng, diverged, X, G, E, Z, X, S0, S1, live, r0, n, step0, record_first, out_x, out_e, k0)
+        if until_fn is not None:
+            _until_load(live, stop_step, r0, n)
         countdown = record_every - step0 % record_every
         for s in range(n_steps):
             for i in range(d):
@@ -179,12 +219,16 @@ def euler_maruyama(fn, theta, x, rng, diverged, sigma, dt, step0, n_steps, recor
                 countdown = record_every
                 _record(X, E, diverged, out_x, out_e, r0, n, k)
                 k += 1
+            if until_fn is not None:  # after the step's record (the normal one)
+                if _until_block(until_fn, until_theta, until_aux, until_work, X, E, live, stop_step, stop_rule, b, r0,
+                                n, step0 + s + 1) == n:
+                    break  # every replica of the block has stopped
         _store(X, S0, S1, x, rng, r0, n)
 
 
 @njit(cache=True, nogil=True)
 def euler_maruyama_full(fn, theta, x, rng, diverged, chol, dt, step0, n_steps, record_every, record_first,
-                        out_x, out_e, k0, X, G, A, E, Z, C, S0, S1, U, live, b0, b1):
+                        out_x, out_e, k0, until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, X, G, A, E, Z, C, S0, S1, U, live, b0, b1):
     """Euler–Maruyama with correlated noise: ``x <- x - dt grad U(x) + chol @ w`` (chol lower triangular)."""
     R, d = x.shape
     B = X.shape[1]
@@ -192,6 +236,8 @@ def euler_maruyama_full(fn, theta, x, rng, diverged, chol, dt, step0, n_steps, r
         r0 = b * B
         n = B if r0 + B <= R else R - r0
         k = _begin(fn, theta, x, rng, diverged, X, G, E, Z, X, S0, S1, live, r0, n, step0, record_first, out_x, out_e, k0)
+        if until_fn is not None:
+            _until_load(live, stop_step, r0, n)
         countdown = record_every - step0 % record_every
         for s in range(n_steps):
             for i in range(d):
@@ -213,12 +259,16 @@ def euler_maruyama_full(fn, theta, x, rng, diverged, chol, dt, step0, n_steps, r
                 countdown = record_every
                 _record(X, E, diverged, out_x, out_e, r0, n, k)
                 k += 1
+            if until_fn is not None:  # after the step's record (the normal one)
+                if _until_block(until_fn, until_theta, until_aux, until_work, X, E, live, stop_step, stop_rule, b, r0,
+                                n, step0 + s + 1) == n:
+                    break  # every replica of the block has stopped
         _store(X, S0, S1, x, rng, r0, n)
 
 
 @njit(cache=True, nogil=True)
 def leimkuhler_matthews(fn, theta, x, xi, rng, diverged, sigma, dt, step0, n_steps, record_every, record_first,
-                        out_x, out_e, k0, X, G, XI, E, Z, W, S0, S1, U, live, b0, b1):
+                        out_x, out_e, k0, until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, X, G, XI, E, Z, W, S0, S1, U, live, b0, b1):
     """Leimkuhler–Matthews: ``x <- x - dt grad U(x) + sigma * (xi + w) / 2``, then ``xi <- w``."""
     R, d = x.shape
     B = X.shape[1]
@@ -227,6 +277,8 @@ def leimkuhler_matthews(fn, theta, x, xi, rng, diverged, sigma, dt, step0, n_ste
         n = B if r0 + B <= R else R - r0
         _to_columns(xi, XI, r0, n)
         k = _begin(fn, theta, x, rng, diverged, X, G, E, Z, X, S0, S1, live, r0, n, step0, record_first, out_x, out_e, k0)
+        if until_fn is not None:
+            _until_load(live, stop_step, r0, n)
         countdown = record_every - step0 % record_every
         for s in range(n_steps):
             for i in range(d):
@@ -243,6 +295,10 @@ def leimkuhler_matthews(fn, theta, x, xi, rng, diverged, sigma, dt, step0, n_ste
                 countdown = record_every
                 _record(X, E, diverged, out_x, out_e, r0, n, k)
                 k += 1
+            if until_fn is not None:  # after the step's record (the normal one)
+                if _until_block(until_fn, until_theta, until_aux, until_work, X, E, live, stop_step, stop_rule, b, r0,
+                                n, step0 + s + 1) == n:
+                    break  # every replica of the block has stopped
         _store(X, S0, S1, x, rng, r0, n)
         _from_columns(XI, xi, r0, n)
 
@@ -250,7 +306,7 @@ def leimkuhler_matthews(fn, theta, x, xi, rng, diverged, sigma, dt, step0, n_ste
 # -- underdamped ------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def baoab(fn, theta, x, v, rng, diverged, inv_mass, c, vscale, dt, step0, n_steps, record_every, record_first,
-          out_x, out_v, out_e, k0, X, G, V, E, Z, W, S0, S1, U, live, b0, b1):
+          out_x, out_v, out_e, k0, until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, X, G, V, E, Z, W, S0, S1, U, live, b0, b1):
     """One BAOAB step (Leimkuhler & Matthews 2013) per iteration, one force evaluation per step.
 
     B: v += -dt/2 M^-1 grad U(x);  A: x += dt/2 v;  O: v = c v + vscale * w;  A: x += dt/2 v;
@@ -266,6 +322,8 @@ def baoab(fn, theta, x, v, rng, diverged, inv_mass, c, vscale, dt, step0, n_step
         k = _begin(fn, theta, x, rng, diverged, X, G, E, Z, V, S0, S1, live, r0, n, step0, record_first, out_x, out_e, k0)
         if record_first:
             _record_v(V, out_v, r0, n, k0)
+        if until_fn is not None:
+            _until_load(live, stop_step, r0, n)
         countdown = record_every - step0 % record_every
         for s in range(n_steps):
             for i in range(d):
@@ -292,6 +350,10 @@ def baoab(fn, theta, x, v, rng, diverged, inv_mass, c, vscale, dt, step0, n_step
                 _record(X, E, diverged, out_x, out_e, r0, n, k)
                 _record_v(V, out_v, r0, n, k)
                 k += 1
+            if until_fn is not None:  # after the step's record (the normal one)
+                if _until_block(until_fn, until_theta, until_aux, until_work, X, E, live, stop_step, stop_rule, b, r0,
+                                n, step0 + s + 1) == n:
+                    break  # every replica of the block has stopped
         _store(X, S0, S1, x, rng, r0, n)
         _from_columns(V, v, r0, n)
 

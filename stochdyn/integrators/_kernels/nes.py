@@ -12,6 +12,8 @@ xNES (their Algorithm 5): x_k = m + sigma B s_k with det B = 1; G_delta = sum f_
 G_M = sum f_k (s_k s_k^T - I), G_sigma = tr(G_M)/d, G_B = G_M - G_sigma I;
 m += eta_mu sigma B G_delta; sigma *= exp(eta_sigma/2 G_sigma); B = B expm(eta_B/2 G_B), the
 exponential of the symmetric G_B from its eigendecomposition (the compiled ``eigh``).
+
+A stopping rule (``until_fn`` not None) halts a replica as in :mod:`.evolution`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from numba import njit
 from ..._numba_utils import row_ptr
 from ...random._core import normal
 from .evolution import freeze, rank, record_index, record_summary, score
+from .popgen import stop_here
 
 
 @njit(inline="always", cache=True)
@@ -46,13 +49,16 @@ def _utilities(U, idx, tmp, util, uvals, ranked, r, lam):
 @njit(nogil=True, cache=True, error_model="numpy")
 def snes(fn, theta, m, sd, best, pop_energy, evals, S, X, G, U, idx, tmp, util, uvals, work, rng, diverged,
          halted, eta_mu, eta_sigma, ranked, step0, n_steps, record_every, out_mean, out_e, out_sig, out_var, out_pe,
-         out_best, out_ev, k0, r0, r1):
+         out_best, out_ev, k0, until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, r0, r1):
     """SNES generations of replicas ``r0 .. r1-1`` (``sd``: per-coordinate step sizes; ``work`` (R, 2, d))."""
     d = m.shape[1]
     lam = S.shape[1]
     for r in range(r0, r1):
         if diverged[r] >= 0:
             continue
+        if until_fn is not None:
+            if stop_step[r] >= 0:
+                continue  # stopped in an earlier call: frozen
         s0 = rng[r, 0]
         s1 = rng[r, 1]
         for s in range(n_steps):
@@ -87,6 +93,11 @@ def snes(fn, theta, m, sd, best, pop_energy, evals, S, X, G, U, idx, tmp, util, 
                     logs += math.log(sd[r, j])
                 record_summary(fn, theta, m, work, r, k, math.exp(logs / d), pop_energy[r], best[r], evals[r],
                                out_mean, out_e, out_sig, out_pe, out_best, out_ev)
+            if until_fn is not None:
+                if halted[r] < 0:
+                    if stop_here(until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, halted, m, 1,
+                                 best[r], r, step):
+                        break
         rng[r, 0] = s0
         rng[r, 1] = s1
 
@@ -94,13 +105,16 @@ def snes(fn, theta, m, sd, best, pop_energy, evals, S, X, G, U, idx, tmp, util, 
 @njit(nogil=True, cache=True, error_model="numpy")
 def xnes(fn, eigh, theta, m, sigma, Bm, best, pop_energy, evals, S, X, G, U, idx, tmp, util, uvals, GM, V, T,
          work, rng, diverged, halted, eta_mu, eta_sigma, eta_b, ranked, step0, n_steps, record_every, out_mean, out_e,
-         out_sig, out_var, out_pe, out_best, out_ev, k0, r0, r1):
+         out_sig, out_var, out_pe, out_best, out_ev, k0, until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, r0, r1):
     """xNES generations of replicas ``r0 .. r1-1``; ``GM``, ``V``, ``T`` (R, d, d) and ``work`` (R, 3, d) are scratch."""
     d = m.shape[1]
     lam = S.shape[1]
     for r in range(r0, r1):
         if diverged[r] >= 0:
             continue
+        if until_fn is not None:
+            if stop_step[r] >= 0:
+                continue  # stopped in an earlier call: frozen
         s0 = rng[r, 0]
         s1 = rng[r, 1]
         for s in range(n_steps):
@@ -179,5 +193,10 @@ def xnes(fn, eigh, theta, m, sigma, Bm, best, pop_energy, evals, S, X, G, U, idx
                     out_var[r, k, i] = sigma[r] * sigma[r] * c
                 record_summary(fn, theta, m, work, r, k, sigma[r], pop_energy[r], best[r], evals[r], out_mean, out_e,
                                out_sig, out_pe, out_best, out_ev)
+            if until_fn is not None:
+                if halted[r] < 0:
+                    if stop_here(until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, halted, m, 1,
+                                 best[r], r, step):
+                        break
         rng[r, 0] = s0
         rng[r, 1] = s1

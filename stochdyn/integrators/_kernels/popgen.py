@@ -17,7 +17,13 @@ Kernels are serial functions of a replica range (the last two arguments ``r0, r1
 the GIL, run on Numba's thread count by :func:`stochdyn._numba_utils.run_blocks`. Genotype
 populations are recognised by ``out_freq`` being an array (None for continuous traits), so a run
 compiles only the mutation and recording code of its own kind. A ``halted`` replica (generation,
--1 while running) keeps its population and stream and repeats its records (for stopping rules).
+-1 while running) keeps its population and stream and repeats its records.
+
+Stopping rules (``until_fn`` not None; the six trailing ``until_*``/``stop_*`` arguments, see
+docs/design.md "Stopping rules"): after each generation the rule is called on the population (N rows)
+and its lowest U (:func:`lowest`); a replica whose rule holds is halted there and ends its call
+(:func:`stop_here`); a replica stopped in an earlier call is skipped. With ``until_fn=None`` Numba
+removes every branch that uses it.
 """
 
 from __future__ import annotations
@@ -58,6 +64,31 @@ def evaluate(fn, theta, fmap, sel, x, grad, u, w, r, n):
         total += wi
         wmax = max(wmax, wi)
     return wmax > 0.0, total, wmax
+
+
+@njit(cache=True)
+def lowest(u, r, n):
+    """min(u[r, :n]) with NumPy's semantics (NaN if any is NaN): the energy a stopping rule reads."""
+    e = u[r, 0]
+    for i in range(1, n):
+        v = u[r, i]
+        if v < e or v != v:
+            e = v
+    return e
+
+
+@njit(cache=True)
+def stop_here(until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, halted, x, n, energy, r, step):
+    """Call the stopping rule on replica ``r`` (``n`` rows of ``x[r]``, ``energy``) after ``step``; if it
+    holds, write ``stop_step``, ``stop_rule``, halt the replica and return True."""
+    c = until_fn(row_ptr(x, r), n, x.shape[x.ndim - 1], energy, row_ptr(until_theta, 0), until_theta.shape[0],
+                 row_ptr(until_aux, 0), until_aux.shape[0], row_ptr(until_work, r), until_work.shape[1])
+    if c > 0:
+        stop_step[r] = step
+        stop_rule[r] = c - 1
+        halted[r] = step
+        return True
+    return False
 
 
 @njit(inline="always", cache=True)
@@ -184,7 +215,7 @@ def write_record(x, u, w, r, k, n_evals, out_mean, out_var, out_e, out_wm, out_w
 @njit(nogil=True, cache=True, error_model="numpy")
 def wright_fisher(fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias, small, large, rng, diverged, halted,
                   mut_rate, mut_scale, rec, record_first, step0, n_steps, record_every,
-                  out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0, r0, r1):
+                  out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0, until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, r0, r1):
     """Wright–Fisher generations: N offspring, each with parent(s) drawn i.i.d. with probability W_i / sum W.
 
     Offspring = clone of the parent, or with probability ``rec[1]`` a recombinant of two parents
@@ -194,6 +225,9 @@ def wright_fisher(fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias, small,
     for r in range(r0, r1):
         if diverged[r] >= 0:
             continue
+        if until_fn is not None:
+            if stop_step[r] >= 0:
+                continue  # stopped in an earlier call: frozen
         s0 = rng[r, 0]
         s1 = rng[r, 1]
         ok, total, wmax = evaluate(fn, theta, fmap, sel, x, grad, u, w, r, N)
@@ -231,6 +265,11 @@ def wright_fisher(fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias, small,
                 write_record(x, u, w, r, k0 + (step - step0) // record_every - 1,
                              N * ((step if halted[r] < 0 else halted[r]) + 1), out_mean, out_var, out_e, out_wm, out_wx,
                              out_ev, out_freq, out_x)
+            if until_fn is not None:
+                if s > 0 and halted[r] < 0:
+                    if stop_here(until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, halted, x, N,
+                                 lowest(u, r, N), r, step):
+                        break
         rng[r, 0] = s0
         rng[r, 1] = s1
 
@@ -238,7 +277,7 @@ def wright_fisher(fn, theta, fmap, sel, x, xnew, grad, u, w, prob, alias, small,
 @njit(nogil=True, cache=True, error_model="numpy")
 def moran(fn, theta, fmap, sel, x, child, grad, u, w, cgrad, cu, cw, rng, diverged, halted,
           mut_rate, mut_scale, rec, record_first, step0, n_steps, record_every,
-          out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0, r0, r1):
+          out_mean, out_var, out_e, out_wm, out_wx, out_ev, out_freq, out_x, k0, until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, r0, r1):
     """Moran process; one step (generation) = N birth–death events.
 
     Event: a parent drawn with probability W_i / sum W (exact rejection sampling against an upper
@@ -249,6 +288,9 @@ def moran(fn, theta, fmap, sel, x, child, grad, u, w, cgrad, cu, cw, rng, diverg
     for r in range(r0, r1):
         if diverged[r] >= 0:
             continue
+        if until_fn is not None:
+            if stop_step[r] >= 0:
+                continue  # stopped in an earlier call: frozen
         s0 = rng[r, 0]
         s1 = rng[r, 1]
         ok = evaluate(fn, theta, fmap, sel, x, grad, u, w, r, N)[0]
@@ -299,5 +341,10 @@ def moran(fn, theta, fmap, sel, x, child, grad, u, w, cgrad, cu, cw, rng, diverg
                 write_record(x, u, w, r, k0 + (step - step0) // record_every - 1,
                              N * ((step if halted[r] < 0 else halted[r]) + 1), out_mean, out_var, out_e, out_wm, out_wx,
                              out_ev, out_freq, out_x)
+            if until_fn is not None:
+                if s > 0 and halted[r] < 0:
+                    if stop_here(until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, halted, x, N,
+                                 lowest(u, r, N), r, step):
+                        break
         rng[r, 0] = s0
         rng[r, 1] = s1

@@ -52,6 +52,7 @@ from numba.extending import intrinsic
 
 from ..._numba_utils import row_ptr
 from ...random._core import normal, randbelow, uniform
+from ...stopping._compiled import P_NEEDS_ENERGY
 
 # -- mode codes (values inside a practice; the practice itself is selected by argument types) --------
 OPT_SGD, OPT_HEAVY_BALL, OPT_NESTEROV, OPT_ADAM = 0, 1, 2, 3
@@ -612,24 +613,49 @@ def _shuffle(perm, r, s0, s1):
     return s0, s1
 
 
+@njit(cache=True, error_model="numpy")
+def full_loss(sample_fn, data, weights, hyper, x, r, vec):
+    """The full-batch loss U(x[r]) = sum_i w_i l_i(x[r]), summed in example order exactly as
+    :func:`stochdyn.problems._compiled.full_batch` does (what a stopping rule reads on a problem);
+    the rows ``V_EXAMPLE`` and ``V_WORK`` of replica ``r`` are scratch."""
+    N, m = data.shape
+    d = x.shape[1]
+    g = r * N_VEC + V_EXAMPLE
+    for k in range(d):
+        vec[g, k] = 0.0
+    acc = 0.0
+    for i in range(N):
+        w = weights[i]
+        acc += w * sample_fn(row_ptr(x, r), d, row_ptr(data, i), m, row_ptr(hyper, 0), hyper.shape[0], row_ptr(vec, g),
+                             w, row_ptr(vec, r * N_VEC + V_WORK))
+    return acc
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def sgd_problem(plain, general, batch_fn, sample_fn, data, weights, hyper, icfg, fcfg, sched, plan_steps, plan_sizes, norm_batch, perm,
                 epoch_pos, strata, alloc_w, alloc, aug_fn, aug_par, rowz, workers, ef, noise_grad, noise_upd, clip,
                 temperature, mom, sqm, stats, x, rng, diverged, examples, vec, bidx, bcoef, step0, n_steps,
-                record_every, k0, out_x, o_loss, o_gnorm, o_lr, o_gvar, o_nscale, o_snr, o_batch, o_examples, r0, r1):
+                record_every, k0, out_x, o_loss, o_gnorm, o_lr, o_gvar, o_nscale, o_snr, o_batch, o_examples,
+                until_fn, until_theta, until_aux, until_work, stop_step, stop_rule,
+                r0, r1):
     """``n_steps`` SGD-family steps of replicas ``r0 <= r < r1`` on a finite-sum problem (see the
     module docstring); serial and ``nogil``: :func:`stochdyn._numba_utils.run_blocks` runs ranges of
     replicas on several threads.
 
     Records after steps that are multiples of ``record_every`` (record ``k0 + (step-step0)//record_every - 1``):
     ``out_x`` and each output that is not None: the batch loss, gradient norm (before clipping),
-    learning rate, noise statistics, batch size and cumulative examples.
+    learning rate, noise statistics, batch size and cumulative examples. With a stopping rule
+    (``until_fn`` not None) a replica is checked after every step, on its parameters and (if the rule
+    reads it) the full-batch loss (:func:`full_loss`); one that stops ends its steps there.
     """
     N = data.shape[0]
     d = x.shape[1]
     full = icfg[I_SAMPLING] == SAMPLE_FULL
     A = icfg[I_COPIES]
     for r in range(r0, r1):
+        if until_fn is not None:
+            if stop_step[r] >= 0:
+                continue  # stopped in an earlier call: frozen
         s0 = rng[r, 0]
         s1 = rng[r, 1]
         for s in range(n_steps):
@@ -699,6 +725,17 @@ def sgd_problem(plain, general, batch_fn, sample_fn, data, weights, hyper, icfg,
                 _put(o_snr, r, k, snr)
                 _put(o_batch, r, k, B)
                 _put(o_examples, r, k, examples[r])
+            if until_fn is not None:
+                if diverged[r] < 0:
+                    e = np.nan
+                    if until_theta[P_NEEDS_ENERGY] != 0.0:
+                        e = full_loss(sample_fn, data, weights, hyper, x, r, vec)
+                    c = until_fn(row_ptr(x, r), 1, d, e, row_ptr(until_theta, 0), until_theta.shape[0],
+                                 row_ptr(until_aux, 0), until_aux.shape[0], row_ptr(until_work, r), until_work.shape[1])
+                    if c > 0:
+                        stop_step[r] = step
+                        stop_rule[r] = c - 1
+                        break
         rng[r, 0] = s0
         rng[r, 1] = s1
 
@@ -709,11 +746,13 @@ def sgd_problem(plain, general, batch_fn, sample_fn, data, weights, hyper, icfg,
 @njit(cache=True, nogil=True, error_model="numpy")
 def sgd_landscape(Bk, fn, theta, icfg, fcfg, sched, noise_grad, noise_upd, clip, temperature, mom, sqm,
                   x, grad, energy, rng, diverged, vec, gnorm, step0, n_steps, record_every, k0,
-                  out_x, out_e, o_gnorm, o_lr, b0, b1):
+                  out_x, out_e, o_gnorm, o_lr, until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, b0, b1):
     """SGD-family steps on a landscape with the exact gradient plus optional additive Gaussian
     gradient noise of covariance ``L L^T`` — the idealised model of SGD — for the blocks
     ``b0 <= b < b1`` of ``Bk`` replicas, which share one landscape call per step; records as in
-    :func:`sgd_problem`. Serial and ``nogil`` (see :func:`sgd_problem`)."""
+    :func:`sgd_problem`. Serial and ``nogil`` (see :func:`sgd_problem`). With a stopping rule
+    (``until_fn`` not None) the landscape is evaluated at the end of each step instead of the start
+    of the next (the same numbers), and each replica is checked there on x and U(x)."""
     R, d = x.shape
     for b in range(b0, b1):
         r0 = b * Bk
@@ -728,6 +767,9 @@ def sgd_landscape(Bk, fn, theta, icfg, fcfg, sched, noise_grad, noise_upd, clip,
             for r in range(r0, r1):
                 if diverged[r] >= 0:
                     continue
+                if until_fn is not None:
+                    if stop_step[r] >= 0:
+                        continue  # stopped: frozen
                 s0 = rng[r, 0]
                 s1 = rng[r, 1]
                 g = r * N_VEC + V_GRAD
@@ -739,8 +781,13 @@ def sgd_landscape(Bk, fn, theta, icfg, fcfg, sched, noise_grad, noise_upd, clip,
                 rng[r, 1] = s1
                 if not (ok and math.isfinite(energy[r])):
                     _freeze(x, r, diverged, step)
-            if step % record_every == 0:
+            if until_fn is not None:  # U and grad U at the new state: the rule's energy, the next step's gradient
                 fn(row_ptr(x, r0), row_ptr(grad, r0), row_ptr(energy, r0), r1 - r0, d, row_ptr(theta, 0), theta.shape[0])
+                fresh = True
+            if step % record_every == 0:
+                if not fresh:
+                    fn(row_ptr(x, r0), row_ptr(grad, r0), row_ptr(energy, r0), r1 - r0, d, row_ptr(theta, 0),
+                       theta.shape[0])
                 fresh = True
                 k = k0 + (step - step0) // record_every - 1
                 for r in range(r0, r1):
@@ -749,3 +796,17 @@ def sgd_landscape(Bk, fn, theta, icfg, fcfg, sched, noise_grad, noise_upd, clip,
                     out_e[r, k] = np.nan if diverged[r] >= 0 else energy[r]
                     _put(o_gnorm, r, k, np.nan if diverged[r] >= 0 else gnorm[r])
                     _put(o_lr, r, k, lr)
+            if until_fn is not None:  # the check, after the step's record (that record is the normal one)
+                n_stopped = 0
+                for r in range(r0, r1):
+                    if diverged[r] < 0 and stop_step[r] < 0:
+                        c = until_fn(row_ptr(x, r), 1, d, energy[r], row_ptr(until_theta, 0), until_theta.shape[0],
+                                     row_ptr(until_aux, 0), until_aux.shape[0], row_ptr(until_work, b),
+                                     until_work.shape[1])
+                        if c > 0:
+                            stop_step[r] = step
+                            stop_rule[r] = c - 1
+                    if stop_step[r] >= 0:
+                        n_stopped += 1
+                if n_stopped == r1 - r0:
+                    break  # every replica of the block has stopped
