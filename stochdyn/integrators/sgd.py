@@ -676,13 +676,14 @@ class _SGDFamily(Integrator):
         other = cfg["aug"] is not None or cfg["workers"]  # these always take the per-sample path
         plain = None if other else True
         general = True if other or cfg["stats"] else None
+        work = target.batch_work(s["batch_index"].shape[1])  # the batch function's scratch, one per thread
         run_blocks(_k.sgd_problem, (plain, general, target.compiled_batch, target.compiled, target.rows, target.weights, target.hyper, *common,
                         *cfg["plan"], a["batch"] if cfg["norm_test"] else None, perm,
                         a["epoch_pos"] if mode == _k.SAMPLE_EPOCH else None, *strat, *aug, workers,
                         a["error"] if cfg["error_feedback"] else None, *update, cfg["stats"],
                         a["x"], a["rng"], a["diverged"], a["examples"], s["vec"], s["batch_index"], s["batch_coef"],
                         state.step, n_steps, record_every, k0, out["x"], *(out.get(n) for n in _FLOAT_OUT),
-                        *(out.get(n) for n in _INT_OUT)), a["x"].shape[0])
+                        *(out.get(n) for n in _INT_OUT)), a["x"].shape[0], lambda: (np.empty(work),))
         nrec = n_steps // record_every
         xs = out["x"][:, k0:k0 + nrec]
         out["energy"][:, k0:k0 + nrec] = target.value(xs)

@@ -184,6 +184,11 @@ class Problem(HTMLRepr):  # HTMLRepr: a table of the parameters in notebooks
         batch = type(self)._batch
         return batch.get() if hasattr(batch, "get") else batch
 
+    def batch_work(self, n: int) -> int:
+        """Doubles of scratch (``work``) the batch function needs for a chunk of ``n`` examples
+        (at least ``dim``, what the per-sample function needs)."""
+        return self.dim
+
     @property
     def data_hash(self) -> str:
         """SHA-256 of the rows, weights, labels and hyper-parameters."""

@@ -575,8 +575,8 @@ def _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz, wo
 
 
 @njit(cache=True, error_model="numpy")
-def _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos, strata, alloc, x, r, B, vec, bidx, bcoef, s0,
-                    s1):
+def _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos, strata, alloc, x, r, B, vec, bidx, bcoef, bwork,
+                    s0, s1):
     """Mini-batch gradient into the row ``V_GRAD`` of replica ``r`` through the problem's batch function,
     one call per chunk of draws (the common case: no statistics this step, no augmentation, one
     worker). Returns ``(batch loss, s0, s1)``: the same arithmetic, in the same order, as the
@@ -596,7 +596,7 @@ def _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos, strat
         h, hcount, s0, s1 = _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, bidx, bcoef, h,
                                   hcount, s0, s1)
         loss = batch_fn(row_ptr(x, r), d, row_ptr(data, 0), N, m, row_ptr(bidx, r), row_ptr(bcoef, r), n,
-                        row_ptr(hyper, 0), hyper.shape[0], row_ptr(vec, g), row_ptr(vec, r * N_VEC + V_WORK), loss)
+                        row_ptr(hyper, 0), hyper.shape[0], row_ptr(vec, g), row_ptr(bwork, 0), loss)
         j0 += n
     return loss, s0, s1
 
@@ -616,7 +616,8 @@ def _shuffle(perm, r, s0, s1):
 def sgd_problem(plain, general, batch_fn, sample_fn, data, weights, hyper, icfg, fcfg, sched, plan_steps, plan_sizes, norm_batch, perm,
                 epoch_pos, strata, alloc_w, alloc, aug_fn, aug_par, rowz, workers, ef, noise_grad, noise_upd, clip,
                 temperature, mom, sqm, stats, x, rng, diverged, examples, vec, bidx, bcoef, step0, n_steps,
-                record_every, k0, out_x, o_loss, o_gnorm, o_lr, o_gvar, o_nscale, o_snr, o_batch, o_examples, r0, r1):
+                record_every, k0, out_x, o_loss, o_gnorm, o_lr, o_gvar, o_nscale, o_snr, o_batch, o_examples, bwork, r0,
+                r1):
     """``n_steps`` SGD-family steps of replicas ``r0 <= r < r1`` on a finite-sum problem (see the
     module docstring); serial and ``nogil``: :func:`stochdyn._numba_utils.run_blocks` runs ranges of
     replicas on several threads.
@@ -661,7 +662,7 @@ def sgd_problem(plain, general, batch_fn, sample_fn, data, weights, hyper, icfg,
                 if plain is not None:  # (None: augmentation or workers, this path is never compiled)
                     if not need_sq:
                         loss, s0, s1 = _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos, strata,
-                                                       alloc, x, r, B, vec, bidx, bcoef, s0, s1)
+                                                       alloc, x, r, B, vec, bidx, bcoef, bwork, s0, s1)
                         done = True
                 if general is not None and not done:  # (None: no statistics, augmentation or workers)
                     loss, sq, s0, s1 = _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz, workers, ef,
