@@ -48,6 +48,8 @@ _FLOAT_OUT = ("batch_loss", "grad_norm", "lr", "grad_var", "noise_scale", "snr")
 _INT_OUT = ("batch_size", "examples")
 #: draws per chunk of a mini-batch: indices and multipliers are drawn a chunk at a time, then evaluated
 _DRAW_CHUNK = 64
+#: mini-batches up to this size are drawn in SIMD lanes when sampled with replacement (per-thread index buffers)
+_LANE_MAX_BATCH = 512
 #: refuse per-replica permutation arrays larger than this (sampling without replacement, epochs, strata)
 MAX_PERM_BYTES = 4 * 2**30
 
@@ -676,14 +678,26 @@ class _SGDFamily(Integrator):
         other = cfg["aug"] is not None or cfg["workers"]  # these always take the per-sample path
         plain = None if other else True
         general = True if other or cfg["stats"] else None
-        work = target.batch_work(s["batch_index"].shape[1])  # the batch function's scratch, one per thread
-        run_blocks(_k.sgd_problem, (plain, general, target.compiled_batch, target.compiled, target.rows, target.weights, target.hyper, *common,
+        # draws in SIMD lanes: with replacement, one batch size for all replicas of a step
+        bmax = self._max_batch(target)
+        lanes = None
+        if plain and mode == _k.SAMPLE_REPLACEMENT and not cfg["norm_test"] and bmax <= _LANE_MAX_BATCH:
+            lanes = bool(np.all(target.weights == target.weights[0]))  # True: one multiplier for every draw
+        L = 1 if lanes is None else _k.LANE_BLOCK
+        work = target.batch_work(max(s["batch_index"].shape[1], 0 if lanes is None else bmax))  # batch scratch per thread
+
+        def scratch() -> tuple:
+            b = 1 if lanes is None else bmax
+            return (np.empty(work), np.empty((L, b), dtype=np.int64), np.empty((L, b)),
+                    np.empty((b + 3, L), dtype=np.uint64))
+
+        run_blocks(_k.sgd_problem, (plain, general, lanes, target.compiled_batch, target.compiled, target.rows, target.weights, target.hyper, *common,
                         *cfg["plan"], a["batch"] if cfg["norm_test"] else None, perm,
                         a["epoch_pos"] if mode == _k.SAMPLE_EPOCH else None, *strat, *aug, workers,
                         a["error"] if cfg["error_feedback"] else None, *update, cfg["stats"],
                         a["x"], a["rng"], a["diverged"], a["examples"], s["vec"], s["batch_index"], s["batch_coef"],
                         state.step, n_steps, record_every, k0, out["x"], *(out.get(n) for n in _FLOAT_OUT),
-                        *(out.get(n) for n in _INT_OUT)), a["x"].shape[0], lambda: (np.empty(work),))
+                        *(out.get(n) for n in _INT_OUT)), a["x"].shape[0], scratch)
         nrec = n_steps // record_every
         xs = out["x"][:, k0:k0 + nrec]
         out["energy"][:, k0:k0 + nrec] = target.value(xs)

@@ -51,7 +51,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..._numba_utils import row_ptr
-from ...random._core import normal, randbelow, uniform
+from ...random._core import next_u64, normal, randbelow, uniform
 
 # -- mode codes (values inside a practice; the practice itself is selected by argument types) --------
 OPT_SGD, OPT_HEAVY_BALL, OPT_NESTEROV, OPT_ADAM = 0, 1, 2, 3
@@ -612,15 +612,96 @@ def _shuffle(perm, r, s0, s1):
     return s0, s1
 
 
+#: replicas per block of :func:`sgd_problem` (their draws run in SIMD lanes, step after step)
+LANE_BLOCK = 64
+_M32 = np.uint64(0xFFFFFFFF)
+_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@njit(inline="always", cache=True)
+def _rotl(x, k):
+    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+
+
+@njit(cache=True, error_model="numpy")
+def _draw_lanes(rng, diverged, c0, c1, N, B, weights, uniform, idx, coef, lanes):
+    r"""Mini-batch indices (with replacement) of one step for every live replica of the block
+    ``c0 <= r < c1``: replica r's draws go to ``idx[r - c0, :B]`` and their multipliers
+    :math:`w_i N/B` to ``coef[r - c0, :B]``.
+
+    The generators of the block run in SIMD lanes (``lanes``, uint64 ``(B + 3, LANE_BLOCK)``
+    scratch: rows 0 and 1 the two state words, row 2 the live mask, rows 3 + t the products of draw t):
+    for each draw t, one loop over the replicas advances every live generator by one xoroshiro128++
+    step and forms Lemire's product :math:`m = \lfloor u/2^{32}\rfloor N`, without branches, so the
+    compiler vectorises it. Each replica consumes exactly what
+    :func:`~stochdyn.random._core.randbelow` would, in the same order: a lane whose low word falls
+    below N (probability N/2^32) is finished right after by the scalar rejection loop, from its own
+    advanced state, before its next draw. Diverged replicas are not advanced.
+    """
+    n = c1 - c0
+    nn = np.uint64(N)
+    nb = N / B
+    S0 = lanes[0]
+    S1 = lanes[1]
+    live = lanes[2]
+    for j in range(n):
+        S0[j] = rng[c0 + j, 0]
+        S1[j] = rng[c0 + j, 1]
+        live[j] = _ONES if diverged[c0 + j] < 0 else np.uint64(0)
+    for t in range(B):
+        M = lanes[3 + t]
+        rej = np.uint64(0)
+        for j in range(n):  # vectorised: one xoroshiro128++ step per lane (next_u64 written out)
+            s0 = S0[j]
+            s1 = S1[j]
+            u = _rotl(s0 + s1, 17) + s0
+            x1 = s1 ^ s0
+            mk = live[j]
+            S0[j] = ((_rotl(s0, 49) ^ x1 ^ (x1 << np.uint64(21))) & mk) | (s0 & ~mk)
+            S1[j] = (_rotl(x1, 28) & mk) | (s1 & ~mk)
+            m = (u >> np.uint64(32)) * nn
+            M[j] = m
+            rej |= (((m & _M32) - nn) >> np.uint64(63)) & mk  # 1 when the low word is below N
+        if rej != 0:  # rare: finish Lemire's rejection loop for those lanes
+            for j in range(n):
+                lo = M[j] & _M32
+                if live[j] != 0 and lo < nn:
+                    th = (np.uint64(4294967296) - nn) % nn
+                    s0 = S0[j]
+                    s1 = S1[j]
+                    while lo < th:
+                        u, s0, s1 = next_u64(s0, s1)
+                        M[j] = (u >> np.uint64(32)) * nn
+                        lo = M[j] & _M32
+                    S0[j] = s0
+                    S1[j] = s1
+    for j in range(n):
+        rng[c0 + j, 0] = S0[j]
+        rng[c0 + j, 1] = S1[j]
+    c = weights[0] * nb
+    for j in range(n):
+        for t in range(B):
+            i = np.int64(lanes[3 + t, j] >> np.uint64(32))
+            idx[j, t] = i
+            coef[j, t] = c if uniform else weights[i] * nb
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def sgd_problem(plain, general, batch_fn, sample_fn, data, weights, hyper, icfg, fcfg, sched, plan_steps, plan_sizes, norm_batch, perm,
-                epoch_pos, strata, alloc_w, alloc, aug_fn, aug_par, rowz, workers, ef, noise_grad, noise_upd, clip,
-                temperature, mom, sqm, stats, x, rng, diverged, examples, vec, bidx, bcoef, step0, n_steps,
-                record_every, k0, out_x, o_loss, o_gnorm, o_lr, o_gvar, o_nscale, o_snr, o_batch, o_examples, bwork, r0,
-                r1):
+def sgd_problem(plain, general, lanes, batch_fn, sample_fn, data, weights, hyper, icfg, fcfg, sched, plan_steps,
+                plan_sizes, norm_batch, perm, epoch_pos, strata, alloc_w, alloc, aug_fn, aug_par, rowz, workers, ef,
+                noise_grad, noise_upd, clip, temperature, mom, sqm, stats, x, rng, diverged, examples, vec, bidx, bcoef,
+                step0, n_steps, record_every, k0, out_x, o_loss, o_gnorm, o_lr, o_gvar, o_nscale, o_snr, o_batch,
+                o_examples, bwork, lane_idx, lane_coef, lanes_u64, r0, r1):
     """``n_steps`` SGD-family steps of replicas ``r0 <= r < r1`` on a finite-sum problem (see the
     module docstring); serial and ``nogil``: :func:`stochdyn._numba_utils.run_blocks` runs ranges of
     replicas on several threads.
+
+    Replicas go in blocks of :data:`LANE_BLOCK`, step after step. With ``lanes`` set (sampling with
+    replacement, no adaptive batch size), the block's mini-batch indices of a step are drawn in SIMD
+    lanes (:func:`_draw_lanes`) — except at steps that need the per-sample path for statistics —
+    and each replica's estimate is one call of the batch function, with the rows of the next
+    replica prefetched meanwhile. Results are those of one replica at a time: every replica
+    consumes its own stream in the same order.
 
     Records after steps that are multiples of ``record_every`` (record ``k0 + (step-step0)//record_every - 1``):
     ``out_x`` and each output that is not None: the batch loss, gradient norm (before clipping),
@@ -630,78 +711,96 @@ def sgd_problem(plain, general, batch_fn, sample_fn, data, weights, hyper, icfg,
     d = x.shape[1]
     full = icfg[I_SAMPLING] == SAMPLE_FULL
     A = icfg[I_COPIES]
-    for r in range(r0, r1):
-        s0 = rng[r, 0]
-        s1 = rng[r, 1]
+    for c0 in range(r0, r1, LANE_BLOCK):
+        c1 = min(r1, c0 + LANE_BLOCK)
         for s in range(n_steps):
             step = step0 + s + 1
             record = step % record_every == 0
-            loss = np.nan
-            gnorm = np.nan
-            lr = np.nan
-            gvar = np.nan
-            nscale = np.nan
-            snr = np.nan
-            B = 0
-            if diverged[r] < 0:
-                lr = _learning_rate(sched, icfg, fcfg, step)
-                B = _batch_size(plan_steps, plan_sizes, norm_batch, icfg[I_B0], r, step)
-                if strata is not None:
-                    H = strata.shape[0] - 1
-                    if alloc[r, H] != B:
-                        allocate(B, alloc_w, strata, alloc[r, :H])
-                        alloc[r, H] = B
-                if epoch_pos is not None:
-                    if epoch_pos[r] + B > N:  # new epoch: reshuffle the replica's permutation
-                        s0, s1 = _shuffle(perm, r, s0, s1)
-                        epoch_pos[r] = 0
-                need_sq = False
-                if stats is not None:
-                    need_sq = record or norm_batch is not None
-                done = False
-                if plain is not None:  # (None: augmentation or workers, this path is never compiled)
-                    if not need_sq:
-                        loss, s0, s1 = _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos, strata,
-                                                       alloc, x, r, B, vec, bidx, bcoef, bwork, s0, s1)
-                        done = True
-                if general is not None and not done:  # (None: no statistics, augmentation or workers)
-                    loss, sq, s0, s1 = _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz, workers, ef,
-                                                         icfg, full, perm, epoch_pos, strata, alloc, x, r, B, vec, bidx,
-                                                         bcoef, need_sq, s0, s1)
-                    if need_sq and B > 1:
-                        graw = r * N_VEC + V_RAW
-                        g2 = 0.0
+            drawn = False
+            if lanes is not None:
+                if not (stats is not None and record):
+                    B = _batch_size(plan_steps, plan_sizes, None, icfg[I_B0], 0, step)
+                    _draw_lanes(rng, diverged, c0, c1, N, B, weights, lanes, lane_idx, lane_coef, lanes_u64)
+                    drawn = True
+            lr = _learning_rate(sched, icfg, fcfg, step)
+            for r in range(c0, c1):
+                s0 = rng[r, 0]
+                s1 = rng[r, 1]
+                loss = np.nan
+                gnorm = np.nan
+                gvar = np.nan
+                nscale = np.nan
+                snr = np.nan
+                B = 0
+                if diverged[r] < 0:
+                    B = _batch_size(plan_steps, plan_sizes, norm_batch, icfg[I_B0], r, step)
+                    if strata is not None:
+                        H = strata.shape[0] - 1
+                        if alloc[r, H] != B:
+                            allocate(B, alloc_w, strata, alloc[r, :H])
+                            alloc[r, H] = B
+                    if epoch_pos is not None:
+                        if epoch_pos[r] + B > N:  # new epoch: reshuffle the replica's permutation
+                            s0, s1 = _shuffle(perm, r, s0, s1)
+                            epoch_pos[r] = 0
+                    need_sq = False
+                    if stats is not None:
+                        need_sq = record or norm_batch is not None
+                    done = False
+                    if drawn:
+                        if r + 1 < c1:
+                            for t in range(B):
+                                prefetch_row(data, lane_idx[r + 1 - c0, t])
+                        g = r * N_VEC + V_GRAD
                         for k in range(d):
-                            g2 += vec[graw, k] * vec[graw, k]
-                        gvar = max((B * B * sq - B * g2) / (B - 1), 0.0)
-                        nscale = gvar / g2  # error_model="numpy": x/0 gives inf/nan, never raises
-                        snr = B * g2 / gvar
-                        if norm_batch is not None:
-                            th2 = fcfg[F_NORM_THETA] ** 2
-                            if gvar > B * th2 * g2:
-                                want = math.ceil(gvar / (th2 * g2)) if g2 > 0.0 else icfg[I_BMAX]
-                                norm_batch[r] = min(icfg[I_BMAX], max(B, want))
-                if epoch_pos is not None:
-                    epoch_pos[r] += B
-                gnorm, ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec, lr, step, noise_grad, clip, mom, sqm,
-                                                   temperature, noise_upd, s0, s1)
-                examples[r] += B * A
-                if not (ok and math.isfinite(loss)):
-                    _freeze(x, r, diverged, step)
-            if record:
-                k = k0 + (step - step0) // record_every - 1
-                for i in range(d):
-                    out_x[r, k, i] = x[r, i]
-                _put(o_loss, r, k, loss)
-                _put(o_gnorm, r, k, gnorm)
-                _put(o_lr, r, k, lr)
-                _put(o_gvar, r, k, gvar)
-                _put(o_nscale, r, k, nscale)
-                _put(o_snr, r, k, snr)
-                _put(o_batch, r, k, B)
-                _put(o_examples, r, k, examples[r])
-        rng[r, 0] = s0
-        rng[r, 1] = s1
+                            vec[g, k] = 0.0
+                        loss = batch_fn(row_ptr(x, r), d, row_ptr(data, 0), N, data.shape[1],
+                                        row_ptr(lane_idx, r - c0), row_ptr(lane_coef, r - c0), B, row_ptr(hyper, 0),
+                                        hyper.shape[0], row_ptr(vec, g), row_ptr(bwork, 0), 0.0)
+                        done = True
+                    if plain is not None and not done:  # (None: augmentation or workers, never compiled)
+                        if not need_sq:
+                            loss, s0, s1 = _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos,
+                                                           strata, alloc, x, r, B, vec, bidx, bcoef, bwork, s0, s1)
+                            done = True
+                    if general is not None and not done:  # (None: no statistics, augmentation or workers)
+                        loss, sq, s0, s1 = _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz,
+                                                             workers, ef, icfg, full, perm, epoch_pos, strata, alloc,
+                                                             x, r, B, vec, bidx, bcoef, need_sq, s0, s1)
+                        if need_sq and B > 1:
+                            graw = r * N_VEC + V_RAW
+                            g2 = 0.0
+                            for k in range(d):
+                                g2 += vec[graw, k] * vec[graw, k]
+                            gvar = max((B * B * sq - B * g2) / (B - 1), 0.0)
+                            nscale = gvar / g2  # error_model="numpy": x/0 gives inf/nan, never raises
+                            snr = B * g2 / gvar
+                            if norm_batch is not None:
+                                th2 = fcfg[F_NORM_THETA] ** 2
+                                if gvar > B * th2 * g2:
+                                    want = math.ceil(gvar / (th2 * g2)) if g2 > 0.0 else icfg[I_BMAX]
+                                    norm_batch[r] = min(icfg[I_BMAX], max(B, want))
+                    if epoch_pos is not None:
+                        epoch_pos[r] += B
+                    gnorm, ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec, lr, step, noise_grad, clip, mom, sqm,
+                                                       temperature, noise_upd, s0, s1)
+                    examples[r] += B * A
+                    if not (ok and math.isfinite(loss)):
+                        _freeze(x, r, diverged, step)
+                rng[r, 0] = s0
+                rng[r, 1] = s1
+                if record:
+                    k = k0 + (step - step0) // record_every - 1
+                    for i in range(d):
+                        out_x[r, k, i] = x[r, i]
+                    _put(o_loss, r, k, loss)
+                    _put(o_gnorm, r, k, gnorm)
+                    _put(o_lr, r, k, lr if diverged[r] < 0 or diverged[r] == step else np.nan)
+                    _put(o_gvar, r, k, gvar)
+                    _put(o_nscale, r, k, nscale)
+                    _put(o_snr, r, k, snr)
+                    _put(o_batch, r, k, B)
+                    _put(o_examples, r, k, examples[r])
 
 
 # ---------------------------------------------------------------------------------------------------
