@@ -676,13 +676,14 @@ class _SGDFamily(Integrator):
         if cfg["workers"]:
             workers = s["topi"] if "topi" in s else np.zeros((1, 1), dtype=np.int64)
         other = cfg["aug"] is not None or cfg["workers"]  # these always take the per-sample path
-        plain = None if other else True
         general = True if other or cfg["stats"] else None
-        # draws in SIMD lanes: with replacement, one batch size for all replicas of a step
+        # draws in SIMD lanes (with replacement, one batch size for all replicas of a step); otherwise the
+        # plain path draws per replica (each path is compiled only for the runs that use it)
         bmax = self._max_batch(target)
         lanes = None
-        if plain and mode == _k.SAMPLE_REPLACEMENT and not cfg["norm_test"] and bmax <= _LANE_MAX_BATCH:
+        if not other and mode == _k.SAMPLE_REPLACEMENT and not cfg["norm_test"] and bmax <= _LANE_MAX_BATCH:
             lanes = bool(np.all(target.weights == target.weights[0]))  # True: one multiplier for every draw
+        plain = None if other or lanes is not None else True
         L = 1 if lanes is None else _k.LANE_BLOCK
         work = target.batch_work(max(s["batch_index"].shape[1], 0 if lanes is None else bmax))  # batch scratch per thread
 

@@ -94,15 +94,6 @@ def _vstore(builder, value, base, k, mask=None):
     builder.call(fn, [value, ptr, ir.Constant(_I32, 8), mask])
 
 
-def _dot4_finish(builder, acc, tail):
-    """``((s0 + t_1 + ... ) + s1) + (s2 + s3)`` for the lanes ``s`` of ``acc`` and the tail products ``t``."""
-    lane = [builder.extract_element(acc, ir.Constant(_I32, i)) for i in range(4)]
-    s0 = lane[0]
-    for t in tail:
-        s0 = builder.fadd(s0, t)
-    return builder.fadd(builder.fadd(s0, lane[1]), builder.fadd(lane[2], lane[3]))
-
-
 def _dot4_ir(builder, pa, pb, n):
     """The arithmetic of :func:`dot4` on two double pointers (a loop over quads: any ``n``)."""
     acc = cgutils.alloca_once_value(builder, ir.Constant(_VEC, [0.0] * 4))
@@ -146,8 +137,8 @@ def dot4(typingctx, a, b, n):
     return sig, codegen
 
 
-#: straight-line :func:`row_dots` code (theta held in registers) for d below this; a loop above
-_DOTS_UNROLLED = 36
+#: straight-line :func:`row_dots` code (theta's quads held in registers) for d below 4 times this
+_DOTS_UNROLLED = 9
 
 
 @intrinsic
@@ -155,9 +146,10 @@ def row_dots(typingctx, th, data, idx, n, out):
     r"""``out[j] = dot4(data[idx[j], :d], th, d)`` for ``j < n``, ``d = len(th)``: exactly :func:`dot4`.
 
     The dot products of a mini-batch's examples are independent, so they run back to back with the
-    parameters kept in registers (straight-line code for each d < 36, selected once per call), and
-    the out-of-order core overlaps their dependency chains. ``th`` and ``out``: C-contiguous
-    float64; ``data``: C-contiguous 2-D float64; ``idx``: C-contiguous int64.
+    parameters kept in registers (straight-line code for each number of quads below 9, selected once
+    per call; the d mod 4 tail products in a short loop), and the out-of-order core overlaps their
+    dependency chains. ``th`` and ``out``: C-contiguous float64; ``data``: C-contiguous 2-D
+    float64; ``idx``: C-contiguous int64.
     """
     if not (_c_array(th) and _c_array(data, 2) and _c_array(idx, 1, types.int64) and _c_array(out)):
         return None
@@ -174,21 +166,25 @@ def row_dots(typingctx, th, data, idx, n, out):
         fn = builder.function
         done = fn.append_basic_block("rd.done")
         generic = fn.append_basic_block("rd.generic")
-        switch = builder.switch(d, generic)
-        for D in range(_DOTS_UNROLLED):
-            Q, R = divmod(D, 4)
-            block = fn.append_basic_block(f"rd.d{D}")
-            switch.add_case(c(D), block)
+        nq = builder.ashr(d, c(2))
+        switch = builder.switch(nq, generic)
+        for Q in range(_DOTS_UNROLLED):
+            block = fn.append_basic_block(f"rd.q{Q}")
+            switch.add_case(c(Q), block)
             builder.position_at_end(block)
             thv = [_vload(builder, tp, c(4 * q)) for q in range(Q)]
-            tht = [builder.load(builder.gep(tp, [c(4 * Q + r)])) for r in range(R)]
             with cgutils.for_range(builder, n) as loop:
                 row = builder.gep(dp, [builder.mul(builder.load(builder.gep(ip, [loop.index])), m)])
                 acc = ir.Constant(_VEC, [0.0] * 4)
                 for q in range(Q):
                     acc = builder.fadd(acc, builder.fmul(_vload(builder, row, c(4 * q)), thv[q]))
-                tail = [builder.fmul(builder.load(builder.gep(row, [c(4 * Q + r)])), tht[r]) for r in range(R)]
-                builder.store(_dot4_finish(builder, acc, tail), builder.gep(op, [loop.index]))
+                lane = [builder.extract_element(acc, ir.Constant(_I32, i)) for i in range(4)]
+                s0 = cgutils.alloca_once_value(builder, lane[0])
+                with cgutils.for_range_slice(builder, c(4 * Q), d, c(1)) as (k, _):
+                    t = builder.fmul(builder.load(builder.gep(row, [k])), builder.load(builder.gep(tp, [k])))
+                    builder.store(builder.fadd(builder.load(s0), t), s0)
+                value = builder.fadd(builder.fadd(builder.load(s0), lane[1]), builder.fadd(lane[2], lane[3]))
+                builder.store(value, builder.gep(op, [loop.index]))
             builder.branch(done)
         builder.position_at_end(generic)
         with cgutils.for_range(builder, n) as loop:

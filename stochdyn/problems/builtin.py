@@ -237,41 +237,34 @@ def _logistic_batch(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
     K = int(hy[0])
     l2 = hy[1]
     p = m - 1
+    nk = 1 if K == 2 else K  # score vectors: theta . x (binary), theta_k . x (softmax)
+    Z = carray(wp, (nk, n))  # scores, then the multipliers of the gradient rows
+    for k in range(nk):
+        row_dots(th[k * p:(k + 1) * p], data, idx, n, Z[k])
     ridge = _ridge_value(th, l2)
-    if K == 2:
-        f = carray(wp, (n,))
-        row_dots(th, data, idx, n, f)
-        for j in range(n):
-            z = f[j]
-            lab = int(data[idx[j], p])
+    for j in range(n):
+        lab = int(data[idx[j], p])
+        if K == 2:
+            z = Z[0, j]
             e = math.exp(-abs(z))
             loss = max(z, 0.0) + math.log1p(e) - lab * z
             sig = 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
-            f[j] = coef[j] * (sig - lab)
-            if l2 != 0.0:
-                loss += ridge
-            acc += coef[j] * loss
-        add_rows(g, data, idx, f, n, coef, l2, th)
-        return acc
-    Z = carray(wp, (K, n))  # scores, then the multipliers of the gradient rows
-    for k in range(K):
-        row_dots(th[k * p:(k + 1) * p], data, idx, n, Z[k])
-    for j in range(n):
-        lab = int(data[idx[j], p])
-        zmax = -np.inf
-        for k in range(K):
-            zmax = max(zmax, Z[k, j])
-        s = 0.0
-        for k in range(K):
-            s += math.exp(Z[k, j] - zmax)
-        lse = zmax + math.log(s)
-        loss = lse - Z[lab, j]
-        for k in range(K):
-            Z[k, j] = coef[j] * (math.exp(Z[k, j] - lse) - (1.0 if k == lab else 0.0))
+            Z[0, j] = coef[j] * (sig - lab)
+        else:
+            zmax = -np.inf
+            for k in range(K):
+                zmax = max(zmax, Z[k, j])
+            s = 0.0
+            for k in range(K):
+                s += math.exp(Z[k, j] - zmax)
+            lse = zmax + math.log(s)
+            loss = lse - Z[lab, j]
+            for k in range(K):
+                Z[k, j] = coef[j] * (math.exp(Z[k, j] - lse) - (1.0 if k == lab else 0.0))
         if l2 != 0.0:
             loss += ridge
         acc += coef[j] * loss
-    for k in range(K):
+    for k in range(nk):
         add_rows(g[k * p:(k + 1) * p], data, idx, Z[k], n, coef, l2, th[k * p:(k + 1) * p])
     return acc
 

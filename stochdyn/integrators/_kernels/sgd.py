@@ -313,7 +313,7 @@ def _clip_and_norm(vec, g, clip):
 
 
 @njit(cache=True, error_model="numpy")
-def _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s0, s1):
+def _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, bc1, bc2, s0, s1):
     """One optimiser step of replica ``r`` with the (noisy, clipped) gradient ``G = vec[r*N_VEC + V_GRAD]``;
     returns (ok, s0, s1).
 
@@ -322,11 +322,13 @@ def _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s
     clipping: the same arithmetic as Euler–Maruyama's ``x - dt*grad + sigma*w``) and SGLD's
     ``sqrt(2 lr T) xi'`` (``temperature``). Heavy ball: ``v <- mu v + G; x <- x - lr v``. Nesterov
     (Sutskever et al. 2013, as in PyTorch): ``v <- mu v + G; x <- x - lr (G + mu v)``. Adam
-    (``sqm`` set; Kingma & Ba 2015, with bias correction).
+    (``sqm`` set; Kingma & Ba 2015, with the bias corrections ``bc1``, ``bc2`` of :func:`_bias_corrections`).
+    The loops have no reductions in a fixed order (the finiteness test is a logical or), so the
+    compiler vectorises them.
     """
     d = x.shape[1]
     g = r * N_VEC + V_GRAD
-    ok = True
+    bad = False
     if mom is None:
         noisy = False
         if noise_upd is not None:
@@ -349,14 +351,12 @@ def _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s
             for i in range(d):
                 xi = x[r, i] - lr * vec[g, i] + vec[zeta, i]
                 x[r, i] = xi
-                ok = ok and math.isfinite(xi)
+                bad |= xi - xi != 0.0  # nan for an infinite or nan coordinate (a vectorisable test)
         else:
-            acc = 0.0
             for i in range(d):
                 xi = x[r, i] - lr * vec[g, i]
                 x[r, i] = xi
-                acc += 0.0 * xi
-            ok = acc == 0.0  # 0 * xi is 0 for a finite coordinate, nan otherwise
+                bad |= xi - xi != 0.0
     elif sqm is None:
         mu = fcfg[F_MOMENTUM]
         heavy = icfg[I_OPT] == OPT_HEAVY_BALL
@@ -365,14 +365,11 @@ def _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s
             mom[r, i] = v
             xi = x[r, i] - lr * (v if heavy else vec[g, i] + mu * v)
             x[r, i] = xi
-            ok = ok and math.isfinite(xi)
+            bad |= xi - xi != 0.0
     else:
         b1 = fcfg[F_BETA1]
         b2 = fcfg[F_BETA2]
         eps = fcfg[F_EPS]
-        bc1 = 1.0 - b1**step
-        bc2 = 1.0 - b2**step
-        acc = 0.0
         for i in range(d):
             G = vec[g, i]
             m = b1 * mom[r, i] + (1.0 - b1) * G
@@ -381,19 +378,26 @@ def _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s
             sqm[r, i] = v
             xi = x[r, i] - lr * (m / bc1) / (math.sqrt(v / bc2) + eps)
             x[r, i] = xi
-            acc += 0.0 * xi
-        ok = acc == 0.0
-    return ok, s0, s1
+            bad |= xi - xi != 0.0
+    return not bad, s0, s1
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _bias_corrections(sqm, fcfg, step):
+    """Adam's ``(1 - beta1^t, 1 - beta2^t)`` at step t (computed once per step; (1, 1) without Adam)."""
+    if sqm is None:
+        return 1.0, 1.0
+    return 1.0 - fcfg[F_BETA1] ** step, 1.0 - fcfg[F_BETA2] ** step
 
 
 @njit(cache=True, error_model="numpy")
-def _finish_update(icfg, fcfg, x, r, vec, lr, step, noise_grad, clip, mom, sqm, temperature, noise_upd, s0, s1):
+def _finish_update(icfg, fcfg, x, r, vec, lr, bc1, bc2, noise_grad, clip, mom, sqm, temperature, noise_upd, s0, s1):
     """Gradient noise routed through G, clipping, the optimiser step. Returns ``(gnorm, ok, s0, s1)``."""
     g = r * N_VEC + V_GRAD
     if noise_grad is not None:
         s0, s1 = _gradient_noise(icfg[I_NOISE], noise_grad, 1.0, vec, r * N_VEC + V_NORMALS, g, s0, s1)
     gnorm = _clip_and_norm(vec, g, clip)
-    ok, s0, s1 = _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s0, s1)
+    ok, s0, s1 = _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, bc1, bc2, s0, s1)
     return gnorm, ok and math.isfinite(gnorm), s0, s1
 
 
@@ -570,7 +574,13 @@ def _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz, wo
                     share_start = share_end
                     share_end += B // K + (1 if worker < B % K else 0)
         j0 += n
-    s0, s1 = _finish_worker(icfg, B, B - share_start, worker, vec, r, ef, workers, s0, s1)
+    if workers is not None:
+        s0, s1 = _finish_worker(icfg, B, B - share_start, worker, vec, r, ef, workers, s0, s1)
+    else:  # one uncompressed worker: what _finish_worker does then (without compiling it)
+        for k in range(d):
+            vec[o + V_RAW, k] += vec[wk, k]
+            vec[o + V_GRAD, k] += vec[wk, k]
+            vec[wk, k] = 0.0
     return loss, sq, s0, s1
 
 
@@ -614,72 +624,108 @@ def _shuffle(perm, r, s0, s1):
 
 #: replicas per block of :func:`sgd_problem` (their draws run in SIMD lanes, step after step)
 LANE_BLOCK = 64
+_LANES = 8  # lanes of one <8 x i64> vector
 _M32 = np.uint64(0xFFFFFFFF)
-_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-@njit(inline="always", cache=True)
-def _rotl(x, k):
-    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+@intrinsic
+def _lemire_lanes(typingctx, lanes, t, nn):
+    r"""One draw for all :data:`LANE_BLOCK` generators of a block, in ``<8 x i64>`` vectors.
+
+    ``lanes`` is the block's uint64 scratch ``(B + 3, LANE_BLOCK)``: rows 0 and 1 hold the two
+    xoroshiro128++ words of each lane, row 2 its live mask (all ones or 0), row ``3 + t`` receives
+    Lemire's product :math:`m = \lfloor u/2^{32}\rfloor N` of draw ``t``. Live lanes advance by one
+    step (:func:`~stochdyn.random._core.next_u64` written out), others keep their words. Returns
+    nonzero when a live lane's low word ``m mod 2^32`` is below N (the rare case in which
+    :func:`~stochdyn.random._core.randbelow` draws again). Explicit vector code: no branches, no
+    alias checks, and little to compile.
+    """
+    if not (isinstance(lanes, types.Array) and lanes.ndim == 2 and lanes.dtype == types.uint64):
+        return None
+    sig = types.uint64(lanes, types.intp, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        arr = context.make_array(signature.args[0])(context, builder, args[0])
+        t, nn = args[1], args[2]
+        i64 = ir.IntType(64)
+        vty = ir.VectorType(i64, _LANES)
+        base = arr.data
+        row = ir.Constant(cgutils.intp_t, LANE_BLOCK)
+
+        def splat(v):
+            return ir.Constant(vty, [v] * _LANES) if isinstance(v, int) else builder.shuffle_vector(
+                builder.insert_element(ir.Constant(vty, None), v, ir.Constant(ir.IntType(32), 0)),
+                ir.Constant(vty, None), ir.Constant(ir.VectorType(ir.IntType(32), _LANES), [0] * _LANES))
+
+        def ptr(r, j):
+            off = builder.add(builder.mul(r, row), ir.Constant(cgutils.intp_t, j))
+            return builder.bitcast(builder.gep(base, [off]), vty.as_pointer())
+
+        def rotl(x, k):
+            return builder.or_(builder.shl(x, splat(k)), builder.lshr(x, splat(64 - k)))
+
+        c = lambda v: ir.Constant(cgutils.intp_t, v)  # noqa: E731
+        mrow = builder.add(t, c(3))
+        nv = splat(nn)
+        rej = splat(0)
+        for j in range(0, LANE_BLOCK, _LANES):
+            p0, p1, pl, pm = ptr(c(0), j), ptr(c(1), j), ptr(c(2), j), ptr(mrow, j)
+            s0, s1, mk = builder.load(p0, align=8), builder.load(p1, align=8), builder.load(pl, align=8)
+            u = builder.add(rotl(builder.add(s0, s1), 17), s0)
+            x1 = builder.xor(s1, s0)
+            n0 = builder.xor(builder.xor(rotl(s0, 49), x1), builder.shl(x1, splat(21)))
+            n1 = rotl(x1, 28)
+            keep = builder.xor(mk, splat(-1))
+            builder.store(builder.or_(builder.and_(n0, mk), builder.and_(s0, keep)), p0, align=8)
+            builder.store(builder.or_(builder.and_(n1, mk), builder.and_(s1, keep)), p1, align=8)
+            m = builder.mul(builder.lshr(u, splat(32)), nv)
+            builder.store(m, pm, align=8)
+            low = builder.and_(m, splat(0xFFFFFFFF))
+            rej = builder.or_(rej, builder.and_(builder.lshr(builder.sub(low, nv), splat(63)), mk))
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [vty]), "llvm.vector.reduce.or.v8i64")
+        return builder.call(fn, [rej])
+
+    return sig, codegen
 
 
 @njit(cache=True, error_model="numpy")
 def _draw_lanes(rng, diverged, c0, c1, N, B, weights, uniform, idx, coef, lanes):
     r"""Mini-batch indices (with replacement) of one step for every live replica of the block
     ``c0 <= r < c1``: replica r's draws go to ``idx[r - c0, :B]`` and their multipliers
-    :math:`w_i N/B` to ``coef[r - c0, :B]``.
+    :math:`w_i N/B` to ``coef[r - c0, :B]`` (``uniform``: all weights are equal).
 
-    The generators of the block run in SIMD lanes (``lanes``, uint64 ``(B + 3, LANE_BLOCK)``
-    scratch: rows 0 and 1 the two state words, row 2 the live mask, rows 3 + t the products of draw t):
-    for each draw t, one loop over the replicas advances every live generator by one xoroshiro128++
-    step and forms Lemire's product :math:`m = \lfloor u/2^{32}\rfloor N`, without branches, so the
-    compiler vectorises it. Each replica consumes exactly what
-    :func:`~stochdyn.random._core.randbelow` would, in the same order: a lane whose low word falls
-    below N (probability N/2^32) is finished right after by the scalar rejection loop, from its own
-    advanced state, before its next draw. Diverged replicas are not advanced.
+    The generators of the block run in SIMD lanes (:func:`_lemire_lanes`, ``lanes`` its scratch).
+    Each replica consumes exactly what :func:`~stochdyn.random._core.randbelow` would, in the same
+    order: a lane whose low word falls below N (probability N/2^32) is finished right after by the
+    scalar rejection loop, from its own advanced state, before its next draw. Diverged replicas are
+    not advanced.
     """
     n = c1 - c0
     nn = np.uint64(N)
     nb = N / B
-    S0 = lanes[0]
-    S1 = lanes[1]
-    live = lanes[2]
-    for j in range(n):
-        S0[j] = rng[c0 + j, 0]
-        S1[j] = rng[c0 + j, 1]
-        live[j] = _ONES if diverged[c0 + j] < 0 else np.uint64(0)
+    for j in range(LANE_BLOCK):
+        live = j < n and diverged[c0 + j] < 0
+        lanes[0, j] = rng[c0 + j, 0] if j < n else np.uint64(0)
+        lanes[1, j] = rng[c0 + j, 1] if j < n else np.uint64(0)
+        lanes[2, j] = ~np.uint64(0) if live else np.uint64(0)
     for t in range(B):
-        M = lanes[3 + t]
-        rej = np.uint64(0)
-        for j in range(n):  # vectorised: one xoroshiro128++ step per lane (next_u64 written out)
-            s0 = S0[j]
-            s1 = S1[j]
-            u = _rotl(s0 + s1, 17) + s0
-            x1 = s1 ^ s0
-            mk = live[j]
-            S0[j] = ((_rotl(s0, 49) ^ x1 ^ (x1 << np.uint64(21))) & mk) | (s0 & ~mk)
-            S1[j] = (_rotl(x1, 28) & mk) | (s1 & ~mk)
-            m = (u >> np.uint64(32)) * nn
-            M[j] = m
-            rej |= (((m & _M32) - nn) >> np.uint64(63)) & mk  # 1 when the low word is below N
-        if rej != 0:  # rare: finish Lemire's rejection loop for those lanes
+        if _lemire_lanes(lanes, t, nn) != 0:  # rare: finish Lemire's rejection loop for those lanes
             for j in range(n):
-                lo = M[j] & _M32
-                if live[j] != 0 and lo < nn:
+                lo = lanes[3 + t, j] & _M32
+                if lanes[2, j] != 0 and lo < nn:
                     th = (np.uint64(4294967296) - nn) % nn
-                    s0 = S0[j]
-                    s1 = S1[j]
+                    s0 = lanes[0, j]
+                    s1 = lanes[1, j]
                     while lo < th:
                         u, s0, s1 = next_u64(s0, s1)
-                        M[j] = (u >> np.uint64(32)) * nn
-                        lo = M[j] & _M32
-                    S0[j] = s0
-                    S1[j] = s1
-    for j in range(n):
-        rng[c0 + j, 0] = S0[j]
-        rng[c0 + j, 1] = S1[j]
+                        lanes[3 + t, j] = (u >> np.uint64(32)) * nn
+                        lo = lanes[3 + t, j] & _M32
+                    lanes[0, j] = s0
+                    lanes[1, j] = s1
     c = weights[0] * nb
     for j in range(n):
+        rng[c0 + j, 0] = lanes[0, j]
+        rng[c0 + j, 1] = lanes[1, j]
         for t in range(B):
             i = np.int64(lanes[3 + t, j] >> np.uint64(32))
             idx[j, t] = i
@@ -723,6 +769,7 @@ def sgd_problem(plain, general, lanes, batch_fn, sample_fn, data, weights, hyper
                     _draw_lanes(rng, diverged, c0, c1, N, B, weights, lanes, lane_idx, lane_coef, lanes_u64)
                     drawn = True
             lr = _learning_rate(sched, icfg, fcfg, step)
+            bc1, bc2 = _bias_corrections(sqm, fcfg, step)
             for r in range(c0, c1):
                 s0 = rng[r, 0]
                 s1 = rng[r, 1]
@@ -782,7 +829,7 @@ def sgd_problem(plain, general, lanes, batch_fn, sample_fn, data, weights, hyper
                                     norm_batch[r] = min(icfg[I_BMAX], max(B, want))
                     if epoch_pos is not None:
                         epoch_pos[r] += B
-                    gnorm, ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec, lr, step, noise_grad, clip, mom, sqm,
+                    gnorm, ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec, lr, bc1, bc2, noise_grad, clip, mom, sqm,
                                                        temperature, noise_upd, s0, s1)
                     examples[r] += B * A
                     if not (ok and math.isfinite(loss)):
@@ -825,6 +872,7 @@ def sgd_landscape(Bk, fn, theta, icfg, fcfg, sched, noise_grad, noise_upd, clip,
             fresh = False
             step = step0 + s + 1
             lr = _learning_rate(sched, icfg, fcfg, step)
+            bc1, bc2 = _bias_corrections(sqm, fcfg, step)
             for r in range(r0, r1):
                 if diverged[r] >= 0:
                     continue
@@ -833,7 +881,7 @@ def sgd_landscape(Bk, fn, theta, icfg, fcfg, sched, noise_grad, noise_upd, clip,
                 g = r * N_VEC + V_GRAD
                 for i in range(d):
                     vec[g, i] = grad[r, i]
-                gnorm[r], ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec, lr, step, noise_grad, clip, mom, sqm,
+                gnorm[r], ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec, lr, bc1, bc2, noise_grad, clip, mom, sqm,
                                                       temperature, noise_upd, s0, s1)
                 rng[r, 0] = s0
                 rng[r, 1] = s1
