@@ -625,7 +625,7 @@ class _SGDFamily(Integrator):
                     f"{self.name}: sampling mode {self.sampling.mode!r} keeps a permutation of the N={N} examples per "  # type: ignore[union-attr]
                     f"replica: {R} replicas would need {R * N * 4 / 2**30:.1f} GiB. Use fewer replicas or with_replacement.")
             base = cfg["order"] if cfg["order"] is not None else np.arange(N)
-            arrays["perm"] = np.ascontiguousarray(np.broadcast_to(base.astype(np.int32), (R, N)))
+            arrays["perm"] = np.tile(base.astype(np.int32), (R, 1))  # a writable copy, also for R = 1
         else:
             arrays["perm"] = np.zeros((1, 1), dtype=np.int32)
         # position in the current epoch; N forces a shuffle before the first batch
@@ -652,7 +652,10 @@ class _SGDFamily(Integrator):
         energy[state.arrays["diverged"] >= 0] = np.nan
         out["energy"][:, k] = energy
         for name in self._recorded(target):
-            out[name][:, k] = 0 if EXTRA_VARIABLES[name][1] is np.int64 else np.nan
+            if name == "examples":  # a counter: the state's, not a per-step statistic
+                out[name][:, k] = state.arrays["examples"]
+            else:
+                out[name][:, k] = 0 if EXTRA_VARIABLES[name][1] is np.int64 else np.nan
 
     def advance(self, target, state, n_steps, record_every, out, k0, block):
         cfg = self._config(target)

@@ -141,15 +141,35 @@ def dot4(typingctx, a, b, n):
 _DOTS_UNROLLED = 9
 
 
+def _quad_sums(builder, row, tp, thv, Q, d):
+    """The four partial sums of dot4 for one example: lanes of quads, then the tail products into lane 0
+    (added as ``<t, -0, -0, -0>``: -0.0 leaves every other lane exactly as it is)."""
+    c = lambda v: ir.Constant(d.type, v)  # noqa: E731
+    acc = ir.Constant(_VEC, [0.0] * 4)
+    for q in range(Q):
+        acc = builder.fadd(acc, builder.fmul(_vload(builder, row, c(4 * q)), thv[q]))
+    accp = cgutils.alloca_once_value(builder, acc)
+    with cgutils.for_range_slice(builder, c(4 * Q), d, c(1)) as (k, _):
+        t = builder.fmul(builder.load(builder.gep(row, [k])), builder.load(builder.gep(tp, [k])))
+        tv = builder.insert_element(ir.Constant(_VEC, [-0.0] * 4), t, ir.Constant(_I32, 0))
+        builder.store(builder.fadd(builder.load(accp), tv), accp)
+    return builder.load(accp)
+
+
+def _shuffle(builder, a, b, lanes):
+    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, 4), lanes))
+
+
 @intrinsic
 def row_dots(typingctx, th, data, idx, n, out):
     r"""``out[j] = dot4(data[idx[j], :d], th, d)`` for ``j < n``, ``d = len(th)``: exactly :func:`dot4`.
 
     The dot products of a mini-batch's examples are independent, so they run back to back with the
     parameters kept in registers (straight-line code for each number of quads below 9, selected once
-    per call; the d mod 4 tail products in a short loop), and the out-of-order core overlaps their
-    dependency chains. ``th`` and ``out``: C-contiguous float64; ``data``: C-contiguous 2-D
-    float64; ``idx``: C-contiguous int64.
+    per call), four examples at a time: their partial-sum vectors are combined by a 4 x 4 transpose,
+    :math:`(s_0+s_1)+(s_2+s_3)` for all four in two vector additions, and stored as one vector.
+    ``th`` and ``out``: C-contiguous float64; ``data``: C-contiguous 2-D float64; ``idx``:
+    C-contiguous int64.
     """
     if not (_c_array(th) and _c_array(data, 2) and _c_array(idx, 1, types.int64) and _c_array(out)):
         return None
@@ -164,6 +184,10 @@ def row_dots(typingctx, th, data, idx, n, out):
         m = cgutils.unpack_tuple(builder, darr.shape)[1]
         c = lambda v: ir.Constant(d.type, v)  # noqa: E731
         fn = builder.function
+
+        def row_of(j):
+            return builder.gep(dp, [builder.mul(builder.load(builder.gep(ip, [j])), m)])
+
         done = fn.append_basic_block("rd.done")
         generic = fn.append_basic_block("rd.generic")
         nq = builder.ashr(d, c(2))
@@ -173,23 +197,22 @@ def row_dots(typingctx, th, data, idx, n, out):
             switch.add_case(c(Q), block)
             builder.position_at_end(block)
             thv = [_vload(builder, tp, c(4 * q)) for q in range(Q)]
-            with cgutils.for_range(builder, n) as loop:
-                row = builder.gep(dp, [builder.mul(builder.load(builder.gep(ip, [loop.index])), m)])
-                acc = ir.Constant(_VEC, [0.0] * 4)
-                for q in range(Q):
-                    acc = builder.fadd(acc, builder.fmul(_vload(builder, row, c(4 * q)), thv[q]))
-                lane = [builder.extract_element(acc, ir.Constant(_I32, i)) for i in range(4)]
-                s0 = cgutils.alloca_once_value(builder, lane[0])
-                with cgutils.for_range_slice(builder, c(4 * Q), d, c(1)) as (k, _):
-                    t = builder.fmul(builder.load(builder.gep(row, [k])), builder.load(builder.gep(tp, [k])))
-                    builder.store(builder.fadd(builder.load(s0), t), s0)
-                value = builder.fadd(builder.fadd(builder.load(s0), lane[1]), builder.fadd(lane[2], lane[3]))
-                builder.store(value, builder.gep(op, [loop.index]))
+            with cgutils.for_range(builder, builder.ashr(n, c(2))) as loop:  # four examples at a time
+                j = builder.shl(loop.index, c(2))
+                a, b, e, f = (_quad_sums(builder, row_of(builder.add(j, c(i))), tp, thv, Q, d) for i in range(4))
+                u = builder.fadd(_shuffle(builder, a, b, [0, 4, 2, 6]), _shuffle(builder, a, b, [1, 5, 3, 7]))
+                v = builder.fadd(_shuffle(builder, e, f, [0, 4, 2, 6]), _shuffle(builder, e, f, [1, 5, 3, 7]))
+                _vstore(builder, builder.fadd(_shuffle(builder, u, v, [0, 1, 4, 5]), _shuffle(builder, u, v, [2, 3, 6, 7])),
+                        op, j)
+            with cgutils.for_range_slice(builder, builder.shl(builder.ashr(n, c(2)), c(2)), n, c(1)) as (j, _):
+                lane = [builder.extract_element(_quad_sums(builder, row_of(j), tp, thv, Q, d), ir.Constant(_I32, i))
+                        for i in range(4)]
+                value = builder.fadd(builder.fadd(lane[0], lane[1]), builder.fadd(lane[2], lane[3]))
+                builder.store(value, builder.gep(op, [j]))
             builder.branch(done)
         builder.position_at_end(generic)
         with cgutils.for_range(builder, n) as loop:
-            row = builder.gep(dp, [builder.mul(builder.load(builder.gep(ip, [loop.index])), m)])
-            builder.store(_dot4_ir(builder, row, tp, d), builder.gep(op, [loop.index]))
+            builder.store(_dot4_ir(builder, row_of(loop.index), tp, d), builder.gep(op, [loop.index]))
         builder.branch(done)
         builder.position_at_end(done)
         return context.get_dummy_value()

@@ -390,7 +390,7 @@ def _bias_corrections(sqm, fcfg, step):
     return 1.0 - fcfg[F_BETA1] ** step, 1.0 - fcfg[F_BETA2] ** step
 
 
-@njit(cache=True, error_model="numpy")
+@njit(inline="always", cache=True, error_model="numpy")
 def _finish_update(icfg, fcfg, x, r, vec, lr, bc1, bc2, noise_grad, clip, mom, sqm, temperature, noise_upd, s0, s1):
     """Gradient noise routed through G, clipping, the optimiser step. Returns ``(gnorm, ok, s0, s1)``."""
     g = r * N_VEC + V_GRAD
@@ -745,8 +745,8 @@ def sgd_problem(plain, general, lanes, batch_fn, sample_fn, data, weights, hyper
     Replicas go in blocks of :data:`LANE_BLOCK`, step after step. With ``lanes`` set (sampling with
     replacement, no adaptive batch size), the block's mini-batch indices of a step are drawn in SIMD
     lanes (:func:`_draw_lanes`) — except at steps that need the per-sample path for statistics —
-    and each replica's estimate is one call of the batch function, with the rows of the next
-    replica prefetched meanwhile. Results are those of one replica at a time: every replica
+    and each replica's estimate is one call of the batch function. Results are those of one replica
+    at a time: every replica
     consumes its own stream in the same order.
 
     Records after steps that are multiples of ``record_every`` (record ``k0 + (step-step0)//record_every - 1``):
@@ -794,10 +794,7 @@ def sgd_problem(plain, general, lanes, batch_fn, sample_fn, data, weights, hyper
                     if stats is not None:
                         need_sq = record or norm_batch is not None
                     done = False
-                    if drawn:
-                        if r + 1 < c1:
-                            for t in range(B):
-                                prefetch_row(data, lane_idx[r + 1 - c0, t])
+                    if drawn:  # (no software prefetch: measured slower; the examples' loads overlap anyway)
                         g = r * N_VEC + V_GRAD
                         for k in range(d):
                             vec[g, k] = 0.0
