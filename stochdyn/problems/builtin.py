@@ -20,6 +20,7 @@ from numba import carray, njit
 from .._validation import ValidationError, check_array, check_choice, check_int, check_real
 from .._numba_utils import LazyCFunc
 from ._compiled import AUGMENT_SIG, BATCH_SIG, SAMPLE_SIG, add_rows, dot4, row_dots
+from ._mathfn import exp_, log1p_, tanh_
 from .base import Data, Problem, QuadraticForm, register_problem
 from .data import provenance
 
@@ -189,17 +190,31 @@ class LeastSquares(QuadraticForm, Problem):
 # ---------------------------------------------------------------------------------------------
 # Logistic (binary) / softmax (multiclass) regression; row = [x_i, label]; hyper = [K, l2]
 # ---------------------------------------------------------------------------------------------
+@njit(inline="always", cache=True, error_model="numpy")
+def _binary_terms(z, lab, scale):
+    """Loss :math:`\log(1+e^z) - yz` (as :math:`\max(z,0) + \log(1+e^{-|z|}) - yz`) and gradient multiplier
+    ``scale * (sigmoid(z) - y)`` of one example, with the branch-free functions of :mod:`._mathfn`."""
+    e = exp_(-abs(z))
+    loss = max(z, 0.0) + log1p_(e) - lab * z
+    sig = 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
+    return loss, scale * (sig - lab)
+
+
+@njit(cache=True, error_model="numpy")
+def _binary_batch_terms(Z, data, idx, coef, n, p, loss):
+    """:func:`_binary_terms` of ``n`` examples: ``loss[j]`` and ``Z[j]`` (score in, multiplier out); no
+    reduction, so the loop runs in SIMD lanes."""
+    for j in range(n):
+        loss[j], Z[j] = _binary_terms(Z[j], data[idx[j], p], coef[j])
+
+
 @njit(inline="always", cache=True)
 def _logistic_sample(th, row, g, scale, work, hy):
     K = int(hy[0])
     p = row.shape[0] - 1
     lab = int(row[p])
     if K == 2:  # binary: l = log(1 + e^z) - y z, z = theta.x
-        z = _dot(th, row, p)
-        e = math.exp(-abs(z))
-        loss = max(z, 0.0) + math.log1p(e) - lab * z
-        sig = 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
-        f = scale * (sig - lab)
+        loss, f = _binary_terms(_dot(th, row, p), row[p], scale)
         for j in range(p):
             g[j] += f * row[j]
     else:  # softmax: l = logsumexp(z) - z_y, z_k = theta_k.x kept in work[k]
@@ -238,18 +253,16 @@ def _logistic_batch(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
     l2 = hy[1]
     p = m - 1
     nk = 1 if K == 2 else K  # score vectors: theta . x (binary), theta_k . x (softmax)
-    Z = carray(wp, (nk, n))  # scores, then the multipliers of the gradient rows
+    Z = carray(wp, (nk + 1, n))  # scores, then the multipliers of the gradient rows; row nk: losses
     for k in range(nk):
         row_dots(th[k * p:(k + 1) * p], data, idx, n, Z[k])
     ridge = _ridge_value(th, l2)
+    if K == 2:
+        _binary_batch_terms(Z[0], data, idx, coef, n, p, Z[1])
     for j in range(n):
         lab = int(data[idx[j], p])
         if K == 2:
-            z = Z[0, j]
-            e = math.exp(-abs(z))
-            loss = max(z, 0.0) + math.log1p(e) - lab * z
-            sig = 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
-            Z[0, j] = coef[j] * (sig - lab)
+            loss = Z[1, j]
         else:
             zmax = -np.inf
             for k in range(K):
@@ -313,7 +326,7 @@ class LogisticRegression(Problem):
 
     def batch_work(self, n: int) -> int:
         K = int(self.hyper[0])
-        return max(self.dim, n * (1 if K == 2 else K))
+        return max(self.dim, n * (2 if K == 2 else K + 1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +341,7 @@ def _one_hidden_layer_sample(th, row, g, scale, work, hy):
     ob = ov + H
     f = th[ob]
     for h in range(H):  # forward; activations kept in work[h]
-        a = math.tanh(th[oc + h] + _dot(th[h * p:], row, p))
+        a = tanh_(th[oc + h] + _dot(th[h * p:], row, p))
         work[h] = a
         f += th[ov + h] * a
     e = f - row[p]
@@ -353,13 +366,41 @@ def _one_hidden_layer_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
                                     carray(hp, (nh,)))
 
 
+@njit(cache=True, error_model="numpy")
+def _hidden_layer_terms(th, data, idx, coef, n, H, p, W):
+    """Forward and backward pass of ``n`` examples, unit after unit with the examples in the inner loops
+    (SIMD lanes): rows h of ``W`` hold the dot products in and the activations out, rows H + h the
+    deltas, row 2H scale * error, row 2H + 1 the loss — each number by the operations of
+    :func:`_one_hidden_layer_sample`, in its order."""
+    oc = H * p
+    ov = oc + H
+    ob = ov + H
+    E = W[2 * H]
+    L = W[2 * H + 1]
+    for j in range(n):
+        E[j] = th[ob]
+    for h in range(H):
+        for j in range(n):
+            a = tanh_(th[oc + h] + W[h, j])
+            W[h, j] = a
+            E[j] += th[ov + h] * a
+    for j in range(n):
+        e = E[j] - data[idx[j], p]
+        L[j] = 0.5 * e * e
+        E[j] = coef[j] * e
+    for h in range(H):
+        for j in range(n):
+            a = W[h, j]
+            W[H + h, j] = E[j] * th[ov + h] * (1.0 - a * a)
+
+
 @_lazy_batch
 def _one_hidden_layer_batch(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
     """:func:`_one_hidden_layer_sample` over ``n`` examples: the hidden pre-activations unit by unit
     (:func:`row_dots`), the forward and backward pass per example, then the gradient: the
     first-layer weights unit by unit (:func:`add_rows`) and the other parameters example after
     example — each number sees the same operations in the same order as in the per-sample form.
-    ``work``: ``n * (2H + 1)`` doubles."""
+    ``work``: ``n * (2H + 2)`` doubles."""
     th, data, idx, coef, hy, g = carray(tp, (d,)), carray(dp, (N, m)), carray(ip, (n,)), carray(cp, (n,)), \
         carray(hp, (nh,)), carray(gp, (d,))
     H = int(hy[0])
@@ -368,24 +409,15 @@ def _one_hidden_layer_batch(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
     oc = H * p
     ov = oc + H
     ob = ov + H
-    # rows h < H: pre-activation dot products, then the activations; H + h: delta of unit h; 2H: scale * error
-    W = carray(wp, (2 * H + 1, n))
+    # rows h < H: pre-activation dot products, then the activations; H + h: delta of unit h; 2H: scale * error;
+    # 2H + 1: the loss of example j
+    W = carray(wp, (2 * H + 2, n))
     for h in range(H):
         row_dots(th[h * p:(h + 1) * p], data, idx, n, W[h])
+    _hidden_layer_terms(th, data, idx, coef, n, H, p, W)
     ridge = _ridge_value(th, l2)
     for j in range(n):
-        f = th[ob]
-        for h in range(H):
-            a = math.tanh(th[oc + h] + W[h, j])
-            W[h, j] = a
-            f += th[ov + h] * a
-        e = f - data[idx[j], p]
-        se = coef[j] * e
-        W[2 * H, j] = se
-        for h in range(H):
-            a = W[h, j]
-            W[H + h, j] = se * th[ov + h] * (1.0 - a * a)
-        loss = 0.5 * e * e
+        loss = W[2 * H + 1, j]
         if l2 != 0.0:
             loss += ridge
         acc += coef[j] * loss
@@ -438,7 +470,7 @@ class OneHiddenLayer(Problem):
     from_data = classmethod(_from_data)
 
     def batch_work(self, n: int) -> int:
-        return max(self.dim, n * (2 * int(self.hyper[0]) + 1))
+        return max(self.dim, n * (2 * int(self.hyper[0]) + 2))
 
     def init_params(self, n_replicas: int, seed: int = 0, scale: float | None = None) -> np.ndarray:
         """Initial parameters ``(n_replicas, dim)``: Gaussian with std ``1/sqrt(fan_in)`` per layer (LeCun)."""
