@@ -324,24 +324,34 @@ def add_rows(typingctx, g, data, idx, f, n, coef, l2, th):
     return sig, codegen
 
 
+#: examples per call of the batch function in :func:`full_batch`
+FULL_BATCH_CHUNK = 64
+
+
 @njit(parallel=True, cache=True)
-def full_batch(fn, data, weights, hyper, thetas, values, grads, scratch):
+def full_batch(fn, data, weights, hyper, thetas, values, grads, order, scratch):
     """``values[p] = sum_i w_i l_i(thetas[p])`` and ``grads[p] = sum_i w_i grad l_i(thetas[p])``.
 
-    Parallel over points ``p``; ``scratch`` is ``(P, d)``. Used for the full-batch loss of problems
-    without a closed form (the quadratic ones use :class:`~stochdyn.problems.base.QuadraticForm`).
+    ``fn`` is the problem's batch function (:data:`BATCH_SIG`), called on chunks of
+    :data:`FULL_BATCH_CHUNK` examples in order (``order`` is ``arange(N)``, the weights are the
+    multipliers): the arithmetic of the per-sample sum, example after example, at the batch
+    function's speed. Parallel over blocks of points, one per row of ``scratch`` (the batch
+    function's work). Used for the full-batch loss of problems without a closed form (the quadratic
+    ones use :class:`~stochdyn.problems.base.QuadraticForm`).
     """
     P, d = thetas.shape
     N, m = data.shape
-    for p in prange(P):
-        acc = 0.0
-        for k in range(d):
-            grads[p, k] = 0.0
-        for i in range(N):
-            w = weights[i]
-            acc += w * fn(row_ptr(thetas, p), d, row_ptr(data, i), m, row_ptr(hyper, 0), hyper.shape[0],
-                          row_ptr(grads, p), w, row_ptr(scratch, p))
-        values[p] = acc
+    nb = scratch.shape[0]
+    for b in prange(nb):
+        for p in range(b * P // nb, (b + 1) * P // nb):
+            acc = 0.0
+            for k in range(d):
+                grads[p, k] = 0.0
+            for i0 in range(0, N, FULL_BATCH_CHUNK):
+                n = min(FULL_BATCH_CHUNK, N - i0)
+                acc = fn(row_ptr(thetas, p), d, row_ptr(data, 0), N, m, row_ptr(order, i0), row_ptr(weights, i0), n,
+                         row_ptr(hyper, 0), hyper.shape[0], row_ptr(grads, p), row_ptr(scratch, b), acc)
+            values[p] = acc
 
 
 @njit(cache=True)

@@ -192,7 +192,7 @@ class LeastSquares(QuadraticForm, Problem):
 # ---------------------------------------------------------------------------------------------
 @njit(inline="always", cache=True, error_model="numpy")
 def _binary_terms(z, lab, scale):
-    """Loss :math:`\log(1+e^z) - yz` (as :math:`\max(z,0) + \log(1+e^{-|z|}) - yz`) and gradient multiplier
+    r"""Loss :math:`\log(1+e^z) - yz` (as :math:`\max(z,0) + \log(1+e^{-|z|}) - yz`) and gradient multiplier
     ``scale * (sigmoid(z) - y)`` of one example, with the branch-free functions of :mod:`._mathfn`."""
     e = exp_(-abs(z))
     loss = max(z, 0.0) + log1p_(e) - lab * z
@@ -202,10 +202,13 @@ def _binary_terms(z, lab, scale):
 
 @njit(cache=True, error_model="numpy")
 def _binary_batch_terms(Z, data, idx, coef, n, p, loss):
-    """:func:`_binary_terms` of ``n`` examples: ``loss[j]`` and ``Z[j]`` (score in, multiplier out); no
-    reduction, so the loop runs in SIMD lanes."""
+    """:func:`_binary_terms` of ``n`` examples: ``loss[j]`` and ``Z[j]`` (score in, multiplier out). The
+    labels are gathered first (into ``loss``), so that the second loop, without gathers or reductions,
+    runs in SIMD lanes."""
     for j in range(n):
-        loss[j], Z[j] = _binary_terms(Z[j], data[idx[j], p], coef[j])
+        loss[j] = data[idx[j], p]
+    for j in range(n):
+        loss[j], Z[j] = _binary_terms(Z[j], loss[j], coef[j])
 
 
 @njit(inline="always", cache=True)
