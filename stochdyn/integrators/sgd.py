@@ -48,6 +48,8 @@ _FLOAT_OUT = ("batch_loss", "grad_norm", "lr", "grad_var", "noise_scale", "snr")
 _INT_OUT = ("batch_size", "examples")
 #: draws per chunk of a mini-batch: indices and multipliers are drawn a chunk at a time, then evaluated
 _DRAW_CHUNK = 64
+#: mini-batches up to this size are drawn in SIMD lanes when sampled with replacement (per-thread index buffers)
+_LANE_MAX_BATCH = 512
 #: refuse per-replica permutation arrays larger than this (sampling without replacement, epochs, strata)
 MAX_PERM_BYTES = 4 * 2**30
 
@@ -623,7 +625,7 @@ class _SGDFamily(Integrator):
                     f"{self.name}: sampling mode {self.sampling.mode!r} keeps a permutation of the N={N} examples per "  # type: ignore[union-attr]
                     f"replica: {R} replicas would need {R * N * 4 / 2**30:.1f} GiB. Use fewer replicas or with_replacement.")
             base = cfg["order"] if cfg["order"] is not None else np.arange(N)
-            arrays["perm"] = np.ascontiguousarray(np.broadcast_to(base.astype(np.int32), (R, N)))
+            arrays["perm"] = np.tile(base.astype(np.int32), (R, 1))  # a writable copy, also for R = 1
         else:
             arrays["perm"] = np.zeros((1, 1), dtype=np.int32)
         # position in the current epoch; N forces a shuffle before the first batch
@@ -650,7 +652,10 @@ class _SGDFamily(Integrator):
         energy[state.arrays["diverged"] >= 0] = np.nan
         out["energy"][:, k] = energy
         for name in self._recorded(target):
-            out[name][:, k] = 0 if EXTRA_VARIABLES[name][1] is np.int64 else np.nan
+            if name == "examples":  # a counter: the state's, not a per-step statistic
+                out[name][:, k] = state.arrays["examples"]
+            else:
+                out[name][:, k] = 0 if EXTRA_VARIABLES[name][1] is np.int64 else np.nan
 
     def advance(self, target, state, n_steps, record_every, out, k0, block):
         cfg = self._config(target)
@@ -675,15 +680,29 @@ class _SGDFamily(Integrator):
         if cfg["workers"]:
             workers = s["topi"] if "topi" in s else np.zeros((1, 1), dtype=np.int64)
         other = cfg["aug"] is not None or cfg["workers"]  # these always take the per-sample path
-        plain = None if other else True
         general = True if other or cfg["stats"] else None
-        run_blocks(_k.sgd_problem, (plain, general, target.compiled_batch, target.compiled, target.rows, target.weights, target.hyper, *common,
+        # draws in SIMD lanes (with replacement, one batch size for all replicas of a step); otherwise the
+        # plain path draws per replica (each path is compiled only for the runs that use it)
+        bmax = self._max_batch(target)
+        lanes = None
+        if not other and mode == _k.SAMPLE_REPLACEMENT and not cfg["norm_test"] and bmax <= _LANE_MAX_BATCH:
+            lanes = bool(np.all(target.weights == target.weights[0]))  # True: one multiplier for every draw
+        plain = None if other or lanes is not None else True
+        L = 1 if lanes is None else _k.LANE_BLOCK
+        work = target.batch_work(max(s["batch_index"].shape[1], 0 if lanes is None else bmax))  # batch scratch per thread
+
+        def scratch() -> tuple:
+            b = 1 if lanes is None else bmax
+            return (np.empty(work), np.empty((L, b), dtype=np.int64), np.empty((L, b)),
+                    np.empty((b + 3, L), dtype=np.uint64))
+
+        run_blocks(_k.sgd_problem, (plain, general, lanes, target.compiled_batch, target.compiled, target.rows, target.weights, target.hyper, *common,
                         *cfg["plan"], a["batch"] if cfg["norm_test"] else None, perm,
                         a["epoch_pos"] if mode == _k.SAMPLE_EPOCH else None, *strat, *aug, workers,
                         a["error"] if cfg["error_feedback"] else None, *update, cfg["stats"],
                         a["x"], a["rng"], a["diverged"], a["examples"], s["vec"], s["batch_index"], s["batch_coef"],
                         state.step, n_steps, record_every, k0, out["x"], *(out.get(n) for n in _FLOAT_OUT),
-                        *(out.get(n) for n in _INT_OUT), *state.until_args(a["x"].shape[0])), a["x"].shape[0])
+                        *(out.get(n) for n in _INT_OUT), *state.until_args(a["x"].shape[0])), a["x"].shape[0], scratch)
         nrec = n_steps // record_every
         xs = out["x"][:, k0:k0 + nrec]
         out["energy"][:, k0:k0 + nrec] = target.value(xs)

@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numba
 import numpy as np
 
 from .._repr import HTMLRepr
 from .._validation import ValidationError, check_array, check_int
-from ._compiled import full_batch, per_sample
+from ._compiled import FULL_BATCH_CHUNK, full_batch, per_sample
 
 __all__ = ["Problem", "QuadraticForm", "Data", "PROBLEMS", "register_problem", "problem_from_dict"]
 
@@ -184,6 +185,11 @@ class Problem(HTMLRepr):  # HTMLRepr: a table of the parameters in notebooks
         batch = type(self)._batch
         return batch.get() if hasattr(batch, "get") else batch
 
+    def batch_work(self, n: int) -> int:
+        """Doubles of scratch (``work``) the batch function needs for a chunk of ``n`` examples
+        (at least ``dim``, what the per-sample function needs)."""
+        return self.dim
+
     @property
     def data_hash(self) -> str:
         """SHA-256 of the rows, weights, labels and hyper-parameters."""
@@ -237,7 +243,10 @@ class Problem(HTMLRepr):  # HTMLRepr: a table of the parameters in notebooks
         pts, lead = self._as_points(theta)
         values = np.empty(pts.shape[0])
         grads = np.empty_like(pts)
-        full_batch(self.compiled, self._rows, self._weights, self._hyper, pts, values, grads, np.empty_like(pts))
+        blocks = max(1, min(pts.shape[0], 4 * numba.get_num_threads()))
+        scratch = np.empty((blocks, self.batch_work(FULL_BATCH_CHUNK)))
+        full_batch(self.compiled_batch, self._rows, self._weights, self._hyper, pts, values, grads,
+                   np.arange(self.n, dtype=np.int64), scratch)
         return values.reshape(lead), grads.reshape(lead + (self.dim,))
 
     def value(self, theta: Any) -> np.ndarray:

@@ -19,7 +19,8 @@ from numba import carray, njit
 
 from .._validation import ValidationError, check_array, check_choice, check_int, check_real
 from .._numba_utils import LazyCFunc
-from ._compiled import AUGMENT_SIG, BATCH_SIG, SAMPLE_SIG, dot4
+from ._compiled import AUGMENT_SIG, BATCH_SIG, SAMPLE_SIG, add_rows, dot4, row_dots
+from ._mathfn import exp_, log1p_, tanh_
 from .base import Data, Problem, QuadraticForm, register_problem
 from .data import provenance
 
@@ -42,9 +43,20 @@ def _lazy_batch(pyfunc):
 
 @njit(inline="always", cache=True)
 def _batch_views(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp):
-    """Arrays over the raw pointers of a batch call: theta, data, idx, coef, hyper, grad, work."""
+    """Arrays over the raw pointers of a batch call: theta, data, idx, coef, hyper, grad, work (d doubles)."""
     return (carray(tp, (d,)), carray(dp, (N, m)), carray(ip, (n,)), carray(cp, (n,)), carray(hp, (nh,)),
             carray(gp, (d,)), carray(wp, (d,)))
+
+
+@njit(inline="always", cache=True)
+def _ridge_value(th, l2):
+    """``l2/2 |theta|^2`` summed as :func:`_ridge` sums it (0 when l2 is 0)."""
+    if l2 == 0.0:
+        return 0.0
+    acc = 0.0
+    for k in range(th.shape[0]):
+        acc += th[k] * th[k]
+    return 0.5 * l2 * acc
 
 
 def _from_data(cls, data: Data, **kwargs: Any):
@@ -105,9 +117,23 @@ def _least_squares_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
 
 @_lazy_batch
 def _least_squares_batch(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
-    th, data, idx, coef, hy, g, work = _batch_views(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp)
+    """The per-sample arithmetic of :func:`_least_squares_sample` over ``n`` examples, in two passes:
+    the residuals (:func:`row_dots`), then the gradient (:func:`add_rows`, ridge included). Each
+    number sees the same IEEE operations in the same order. ``work``: n doubles."""
+    th, data, idx, coef, hy, g = carray(tp, (d,)), carray(dp, (N, m)), carray(ip, (n,)), carray(cp, (n,)), \
+        carray(hp, (nh,)), carray(gp, (d,))
+    f = carray(wp, (n,))
+    row_dots(th, data, idx, n, f)
+    l2 = hy[0]
+    ridge = _ridge_value(th, l2)
     for j in range(n):
-        acc += coef[j] * _least_squares_sample(th, data[idx[j]], g, coef[j], work, hy)
+        res = f[j] - data[idx[j], d]
+        loss = 0.5 * res * res
+        if l2 != 0.0:
+            loss += ridge
+        acc += coef[j] * loss
+        f[j] = coef[j] * res
+    add_rows(g, data, idx, f, n, coef, l2, th)
     return acc
 
 
@@ -150,6 +176,9 @@ class LeastSquares(QuadraticForm, Problem):
         w = self.weights
         self._set_quadratic((X.T * w) @ X + l2 * w.sum() * np.eye(d), (X.T * w) @ y, 0.5 * float(w @ (y * y)))
 
+    def batch_work(self, n: int) -> int:
+        return max(self.dim, n)
+
     from_data = classmethod(_from_data)
 
     def affine_gradients(self) -> tuple[np.ndarray, np.ndarray]:
@@ -161,17 +190,34 @@ class LeastSquares(QuadraticForm, Problem):
 # ---------------------------------------------------------------------------------------------
 # Logistic (binary) / softmax (multiclass) regression; row = [x_i, label]; hyper = [K, l2]
 # ---------------------------------------------------------------------------------------------
+@njit(inline="always", cache=True, error_model="numpy")
+def _binary_terms(z, lab, scale):
+    r"""Loss :math:`\log(1+e^z) - yz` (as :math:`\max(z,0) + \log(1+e^{-|z|}) - yz`) and gradient multiplier
+    ``scale * (sigmoid(z) - y)`` of one example, with the branch-free functions of :mod:`._mathfn`."""
+    e = exp_(-abs(z))
+    loss = max(z, 0.0) + log1p_(e) - lab * z
+    sig = 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
+    return loss, scale * (sig - lab)
+
+
+@njit(cache=True, error_model="numpy")
+def _binary_batch_terms(Z, data, idx, coef, n, p, loss):
+    """:func:`_binary_terms` of ``n`` examples: ``loss[j]`` and ``Z[j]`` (score in, multiplier out). The
+    labels are gathered first (into ``loss``), so that the second loop, without gathers or reductions,
+    runs in SIMD lanes."""
+    for j in range(n):
+        loss[j] = data[idx[j], p]
+    for j in range(n):
+        loss[j], Z[j] = _binary_terms(Z[j], loss[j], coef[j])
+
+
 @njit(inline="always", cache=True)
 def _logistic_sample(th, row, g, scale, work, hy):
     K = int(hy[0])
     p = row.shape[0] - 1
     lab = int(row[p])
     if K == 2:  # binary: l = log(1 + e^z) - y z, z = theta.x
-        z = _dot(th, row, p)
-        e = math.exp(-abs(z))
-        loss = max(z, 0.0) + math.log1p(e) - lab * z
-        sig = 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
-        f = scale * (sig - lab)
+        loss, f = _binary_terms(_dot(th, row, p), row[p], scale)
         for j in range(p):
             g[j] += f * row[j]
     else:  # softmax: l = logsumexp(z) - z_y, z_k = theta_k.x kept in work[k]
@@ -201,9 +247,41 @@ def _logistic_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
 
 @_lazy_batch
 def _logistic_batch(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
-    th, data, idx, coef, hy, g, work = _batch_views(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp)
+    """:func:`_logistic_sample` over ``n`` examples: the scores of every class (:func:`row_dots`), the
+    per-example losses and multipliers, then the gradient class by class (:func:`add_rows`); the
+    same operations in the same order for each number. ``work``: ``n * K`` doubles (n for K = 2)."""
+    th, data, idx, coef, hy, g = carray(tp, (d,)), carray(dp, (N, m)), carray(ip, (n,)), carray(cp, (n,)), \
+        carray(hp, (nh,)), carray(gp, (d,))
+    K = int(hy[0])
+    l2 = hy[1]
+    p = m - 1
+    nk = 1 if K == 2 else K  # score vectors: theta . x (binary), theta_k . x (softmax)
+    Z = carray(wp, (nk + 1, n))  # scores, then the multipliers of the gradient rows; row nk: losses
+    for k in range(nk):
+        row_dots(th[k * p:(k + 1) * p], data, idx, n, Z[k])
+    ridge = _ridge_value(th, l2)
+    if K == 2:
+        _binary_batch_terms(Z[0], data, idx, coef, n, p, Z[1])
     for j in range(n):
-        acc += coef[j] * _logistic_sample(th, data[idx[j]], g, coef[j], work, hy)
+        lab = int(data[idx[j], p])
+        if K == 2:
+            loss = Z[1, j]
+        else:
+            zmax = -np.inf
+            for k in range(K):
+                zmax = max(zmax, Z[k, j])
+            s = 0.0
+            for k in range(K):
+                s += math.exp(Z[k, j] - zmax)
+            lse = zmax + math.log(s)
+            loss = lse - Z[lab, j]
+            for k in range(K):
+                Z[k, j] = coef[j] * (math.exp(Z[k, j] - lse) - (1.0 if k == lab else 0.0))
+        if l2 != 0.0:
+            loss += ridge
+        acc += coef[j] * loss
+    for k in range(nk):
+        add_rows(g[k * p:(k + 1) * p], data, idx, Z[k], n, coef, l2, th[k * p:(k + 1) * p])
     return acc
 
 
@@ -249,6 +327,10 @@ class LogisticRegression(Problem):
 
     from_data = classmethod(_from_data)
 
+    def batch_work(self, n: int) -> int:
+        K = int(self.hyper[0])
+        return max(self.dim, n * (2 if K == 2 else K + 1))
+
 
 # ---------------------------------------------------------------------------------------------
 # One hidden layer, tanh units, squared loss; theta = [W (H x p), c (H), v (H), b]; hyper = [H, l2]
@@ -262,7 +344,7 @@ def _one_hidden_layer_sample(th, row, g, scale, work, hy):
     ob = ov + H
     f = th[ob]
     for h in range(H):  # forward; activations kept in work[h]
-        a = math.tanh(th[oc + h] + _dot(th[h * p:], row, p))
+        a = tanh_(th[oc + h] + _dot(th[h * p:], row, p))
         work[h] = a
         f += th[ov + h] * a
     e = f - row[p]
@@ -287,11 +369,80 @@ def _one_hidden_layer_cfunc(tp, d, rp, m, hp, nh, gp, scale, wp):
                                     carray(hp, (nh,)))
 
 
+@njit(cache=True, error_model="numpy")
+def _hidden_layer_terms(th, data, idx, coef, n, H, p, W):
+    """Forward and backward pass of ``n`` examples, unit after unit with the examples in the inner loops
+    (SIMD lanes): rows h of ``W`` hold the dot products in and the activations out, rows H + h the
+    deltas, row 2H scale * error, row 2H + 1 the loss — each number by the operations of
+    :func:`_one_hidden_layer_sample`, in its order."""
+    oc = H * p
+    ov = oc + H
+    ob = ov + H
+    E = W[2 * H]
+    L = W[2 * H + 1]
+    for j in range(n):
+        E[j] = th[ob]
+    for h in range(H):
+        for j in range(n):
+            a = tanh_(th[oc + h] + W[h, j])
+            W[h, j] = a
+            E[j] += th[ov + h] * a
+    for j in range(n):
+        e = E[j] - data[idx[j], p]
+        L[j] = 0.5 * e * e
+        E[j] = coef[j] * e
+    for h in range(H):
+        for j in range(n):
+            a = W[h, j]
+            W[H + h, j] = E[j] * th[ov + h] * (1.0 - a * a)
+
+
 @_lazy_batch
 def _one_hidden_layer_batch(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
-    th, data, idx, coef, hy, g, work = _batch_views(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp)
+    """:func:`_one_hidden_layer_sample` over ``n`` examples: the hidden pre-activations unit by unit
+    (:func:`row_dots`), the forward and backward pass per example, then the gradient: the
+    first-layer weights unit by unit (:func:`add_rows`) and the other parameters example after
+    example — each number sees the same operations in the same order as in the per-sample form.
+    ``work``: ``n * (2H + 2)`` doubles."""
+    th, data, idx, coef, hy, g = carray(tp, (d,)), carray(dp, (N, m)), carray(ip, (n,)), carray(cp, (n,)), \
+        carray(hp, (nh,)), carray(gp, (d,))
+    H = int(hy[0])
+    l2 = hy[1]
+    p = m - 1
+    oc = H * p
+    ov = oc + H
+    ob = ov + H
+    # rows h < H: pre-activation dot products, then the activations; H + h: delta of unit h; 2H: scale * error;
+    # 2H + 1: the loss of example j
+    W = carray(wp, (2 * H + 2, n))
+    for h in range(H):
+        row_dots(th[h * p:(h + 1) * p], data, idx, n, W[h])
+    _hidden_layer_terms(th, data, idx, coef, n, H, p, W)
+    ridge = _ridge_value(th, l2)
     for j in range(n):
-        acc += coef[j] * _one_hidden_layer_sample(th, data[idx[j]], g, coef[j], work, hy)
+        loss = W[2 * H + 1, j]
+        if l2 != 0.0:
+            loss += ridge
+        acc += coef[j] * loss
+    for h in range(H):
+        add_rows(g[h * p:(h + 1) * p], data, idx, W[H + h], n, coef, l2, th[h * p:(h + 1) * p])
+    for h in range(H):
+        gv = g[ov + h]
+        gc = g[oc + h]
+        for j in range(n):
+            gv += W[2 * H, j] * W[h, j]
+            gc += W[H + h, j]
+            if l2 != 0.0:
+                gv += coef[j] * l2 * th[ov + h]
+                gc += coef[j] * l2 * th[oc + h]
+        g[ov + h] = gv
+        g[oc + h] = gc
+    gb = g[ob]
+    for j in range(n):
+        gb += W[2 * H, j]
+        if l2 != 0.0:
+            gb += coef[j] * l2 * th[ob]
+    g[ob] = gb
     return acc
 
 
@@ -320,6 +471,9 @@ class OneHiddenLayer(Problem):
                          arrays=_arrays(X=X, y=y, weights=weights, labels=labels))
 
     from_data = classmethod(_from_data)
+
+    def batch_work(self, n: int) -> int:
+        return max(self.dim, n * (2 * int(self.hyper[0]) + 2))
 
     def init_params(self, n_replicas: int, seed: int = 0, scale: float | None = None) -> np.ndarray:
         """Initial parameters ``(n_replicas, dim)``: Gaussian with std ``1/sqrt(fan_in)`` per layer (LeCun)."""

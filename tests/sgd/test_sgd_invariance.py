@@ -17,6 +17,7 @@ CASES = textwrap.dedent('''
     data = P.imbalanced_classes(90, 2, fractions=(0.6, 0.3, 0.1), seed=1)
     LS = P.LeastSquares(data.X, data.X @ [1.0, -1.0] + 0.3 * data.labels, labels=data.labels)
     LG = P.LogisticRegression.from_data(data, l2=0.01)
+    LSW = P.LeastSquares(data.X, data.X @ [1.0, -1.0], weights=np.linspace(0.5, 1.5, 90) / 90)
     CASES = {
         "stratified_topk_aug_norm_test": (lambda: sd.SGD(
             lr=0.05, batch_size=6, momentum=0.5, sampling=sd.Sampling("stratified"),
@@ -28,6 +29,13 @@ CASES = textwrap.dedent('''
         "sgld_quantize_noise": (lambda: sd.SGLD(
             lr=0.02, temperature=0.05, batch_size=8, sampling=sd.Sampling("without_replacement"),
             workers=sd.Workers(2, "quantize", levels=3), gradient_noise=[0.1, 0.2]), LS, [0.0, 1.0]),
+        # with replacement: indices drawn in SIMD lanes for blocks of 64 replicas (70 = a full and a partial
+        # block; thread ranges and subsets start blocks elsewhere); a batch plan, statistics at record steps
+        "lanes_momentum_plan": (lambda: sd.SGD(
+            lr=0.05, momentum=0.5, batch_size=5, batch_schedule=sd.BatchSchedule.plan([30], [9]),
+            record_extra=()), LS, [0.5, 0.5]),
+        "lanes_adam_statistics": (lambda: sd.Adam(lr=0.05, batch_size=6), LG, None),
+        "lanes_sgld_weighted": (lambda: sd.SGLD(lr=0.02, temperature=0.05, batch_size=4), LSW, [0.0, 1.0]),
         "landscape_nesterov_full_noise": (lambda: sd.SGD(
             lr=0.02, momentum=0.8, nesterov=True, gradient_noise=[[1.0, 0.3], [0.3, 0.5]], clip_norm=3.0),
             sd.landscapes.DoubleWell(dim=2), [-1.0, 0.0]),

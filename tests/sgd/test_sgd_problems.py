@@ -177,3 +177,53 @@ def test_analysis_rebuilds_a_problem_of_user_arrays_in_the_same_session():
         sd.analysis.variance_temperature(ds, burn_in=1)
     msg = str(err.value)
     assert "Pass the problem itself" in msg and "sd.analysis.variance_temperature(ds, problem)" in msg
+
+
+def _batch_problems():
+    """The built-ins with dimensions that exercise every code path of the batch kernels: d mod 4 tails,
+    more than 8 quads (the looped dot products), more than 32 features (two passes of add_rows), ridge."""
+    out = []
+    for p, seed in ((3, 1), (20, 2), (37, 3)):
+        reg = P.gaussian_regression(90, p, noise=0.5, seed=seed)
+        cls = P.imbalanced_classes(90, p, fractions=(0.5, 0.3, 0.2), seed=seed)
+        out += [P.LeastSquares.from_data(reg), P.LeastSquares.from_data(reg, l2=0.1),
+                P.LogisticRegression(cls.X, (cls.labels > 0).astype(float)),
+                P.LogisticRegression(cls.X, (cls.labels > 0).astype(float), l2=0.05),
+                P.LogisticRegression.from_data(cls, l2=0.05), P.OneHiddenLayer.from_data(reg, hidden=3),
+                P.OneHiddenLayer.from_data(reg, hidden=5, l2=0.01)]
+    return out + [P.RitzEnergy1D(n_basis=5, n_quad=30)]
+
+
+@pytest.mark.parametrize("prob", _batch_problems(), ids=lambda p: f"{p.name}{p.dim}l2={p.hyper[-1]}")
+def test_batch_function_is_bit_identical_to_per_sample_calls(prob):
+    """The batch cfunc (vector code, examples in SIMD lanes) must do each number's arithmetic in the
+    order of the per-sample form: the kernels use either, so a run must not depend on which."""
+    from numba import njit
+
+    from stochdyn._numba_utils import row_ptr
+
+    @njit
+    def batch(fn, data, hyper, th, idx, coef, n, g, work):
+        N, m = data.shape
+        return fn(row_ptr(th, 0), th.shape[0], row_ptr(data, 0), N, m, row_ptr(idx, 0), row_ptr(coef, 0), n,
+                  row_ptr(hyper, 0), hyper.shape[0], row_ptr(g, 0), row_ptr(work, 0), 0.25)
+
+    @njit
+    def samples(fn, data, hyper, th, idx, coef, n, g, work):
+        acc = 0.25
+        for j in range(n):
+            acc += coef[j] * fn(row_ptr(th, 0), th.shape[0], row_ptr(data, idx[j]), data.shape[1], row_ptr(hyper, 0),
+                                hyper.shape[0], row_ptr(g, 0), coef[j], row_ptr(work, 0))
+        return acc
+
+    rng = np.random.default_rng(7)
+    for n in (1, 6, 37):
+        th = rng.normal(size=prob.dim) * 0.5
+        idx = rng.integers(0, prob.n, n)
+        coef = rng.uniform(0.1, 1.0, n)
+        g0 = rng.normal(size=prob.dim)
+        g1, g2 = g0.copy(), g0.copy()
+        v1 = batch(prob.compiled_batch, prob.rows, prob.hyper, th, idx, coef, n, g1, np.zeros(prob.batch_work(n)))
+        v2 = samples(prob.compiled, prob.rows, prob.hyper, th, idx, coef, n, g2, np.zeros(prob.dim))
+        assert v1 == v2
+        np.testing.assert_array_equal(g1, g2)

@@ -51,7 +51,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..._numba_utils import row_ptr
-from ...random._core import normal, randbelow, uniform
+from ...random._core import next_u64, normal, randbelow, uniform
 from ...stopping._compiled import P_NEEDS_ENERGY
 
 # -- mode codes (values inside a practice; the practice itself is selected by argument types) --------
@@ -314,7 +314,7 @@ def _clip_and_norm(vec, g, clip):
 
 
 @njit(cache=True, error_model="numpy")
-def _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s0, s1):
+def _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, bc1, bc2, s0, s1):
     """One optimiser step of replica ``r`` with the (noisy, clipped) gradient ``G = vec[r*N_VEC + V_GRAD]``;
     returns (ok, s0, s1).
 
@@ -323,11 +323,13 @@ def _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s
     clipping: the same arithmetic as Euler–Maruyama's ``x - dt*grad + sigma*w``) and SGLD's
     ``sqrt(2 lr T) xi'`` (``temperature``). Heavy ball: ``v <- mu v + G; x <- x - lr v``. Nesterov
     (Sutskever et al. 2013, as in PyTorch): ``v <- mu v + G; x <- x - lr (G + mu v)``. Adam
-    (``sqm`` set; Kingma & Ba 2015, with bias correction).
+    (``sqm`` set; Kingma & Ba 2015, with the bias corrections ``bc1``, ``bc2`` of :func:`_bias_corrections`).
+    The loops have no reductions in a fixed order (the finiteness test is a logical or), so the
+    compiler vectorises them.
     """
     d = x.shape[1]
     g = r * N_VEC + V_GRAD
-    ok = True
+    bad = False
     if mom is None:
         noisy = False
         if noise_upd is not None:
@@ -350,14 +352,12 @@ def _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s
             for i in range(d):
                 xi = x[r, i] - lr * vec[g, i] + vec[zeta, i]
                 x[r, i] = xi
-                ok = ok and math.isfinite(xi)
+                bad |= xi - xi != 0.0  # nan for an infinite or nan coordinate (a vectorisable test)
         else:
-            acc = 0.0
             for i in range(d):
                 xi = x[r, i] - lr * vec[g, i]
                 x[r, i] = xi
-                acc += 0.0 * xi
-            ok = acc == 0.0  # 0 * xi is 0 for a finite coordinate, nan otherwise
+                bad |= xi - xi != 0.0
     elif sqm is None:
         mu = fcfg[F_MOMENTUM]
         heavy = icfg[I_OPT] == OPT_HEAVY_BALL
@@ -366,14 +366,11 @@ def _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s
             mom[r, i] = v
             xi = x[r, i] - lr * (v if heavy else vec[g, i] + mu * v)
             x[r, i] = xi
-            ok = ok and math.isfinite(xi)
+            bad |= xi - xi != 0.0
     else:
         b1 = fcfg[F_BETA1]
         b2 = fcfg[F_BETA2]
         eps = fcfg[F_EPS]
-        bc1 = 1.0 - b1**step
-        bc2 = 1.0 - b2**step
-        acc = 0.0
         for i in range(d):
             G = vec[g, i]
             m = b1 * mom[r, i] + (1.0 - b1) * G
@@ -382,19 +379,26 @@ def _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s
             sqm[r, i] = v
             xi = x[r, i] - lr * (m / bc1) / (math.sqrt(v / bc2) + eps)
             x[r, i] = xi
-            acc += 0.0 * xi
-        ok = acc == 0.0
-    return ok, s0, s1
+            bad |= xi - xi != 0.0
+    return not bad, s0, s1
 
 
-@njit(cache=True, error_model="numpy")
-def _finish_update(icfg, fcfg, x, r, vec, lr, step, noise_grad, clip, mom, sqm, temperature, noise_upd, s0, s1):
+@njit(inline="always", cache=True, error_model="numpy")
+def _bias_corrections(sqm, fcfg, step):
+    """Adam's ``(1 - beta1^t, 1 - beta2^t)`` at step t (computed once per step; (1, 1) without Adam)."""
+    if sqm is None:
+        return 1.0, 1.0
+    return 1.0 - fcfg[F_BETA1] ** step, 1.0 - fcfg[F_BETA2] ** step
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _finish_update(icfg, fcfg, x, r, vec, lr, bc1, bc2, noise_grad, clip, mom, sqm, temperature, noise_upd, s0, s1):
     """Gradient noise routed through G, clipping, the optimiser step. Returns ``(gnorm, ok, s0, s1)``."""
     g = r * N_VEC + V_GRAD
     if noise_grad is not None:
         s0, s1 = _gradient_noise(icfg[I_NOISE], noise_grad, 1.0, vec, r * N_VEC + V_NORMALS, g, s0, s1)
     gnorm = _clip_and_norm(vec, g, clip)
-    ok, s0, s1 = _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, step, s0, s1)
+    ok, s0, s1 = _update(icfg, fcfg, x, r, vec, mom, sqm, temperature, noise_upd, lr, bc1, bc2, s0, s1)
     return gnorm, ok and math.isfinite(gnorm), s0, s1
 
 
@@ -571,13 +575,19 @@ def _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz, wo
                     share_start = share_end
                     share_end += B // K + (1 if worker < B % K else 0)
         j0 += n
-    s0, s1 = _finish_worker(icfg, B, B - share_start, worker, vec, r, ef, workers, s0, s1)
+    if workers is not None:
+        s0, s1 = _finish_worker(icfg, B, B - share_start, worker, vec, r, ef, workers, s0, s1)
+    else:  # one uncompressed worker: what _finish_worker does then (without compiling it)
+        for k in range(d):
+            vec[o + V_RAW, k] += vec[wk, k]
+            vec[o + V_GRAD, k] += vec[wk, k]
+            vec[wk, k] = 0.0
     return loss, sq, s0, s1
 
 
 @njit(cache=True, error_model="numpy")
-def _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos, strata, alloc, x, r, B, vec, bidx, bcoef, s0,
-                    s1):
+def _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos, strata, alloc, x, r, B, vec, bidx, bcoef, bwork,
+                    s0, s1):
     """Mini-batch gradient into the row ``V_GRAD`` of replica ``r`` through the problem's batch function,
     one call per chunk of draws (the common case: no statistics this step, no augmentation, one
     worker). Returns ``(batch loss, s0, s1)``: the same arithmetic, in the same order, as the
@@ -597,7 +607,7 @@ def _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos, strat
         h, hcount, s0, s1 = _draw(full, data, weights, perm, epoch_pos, strata, alloc, r, B, j0, n, bidx, bcoef, h,
                                   hcount, s0, s1)
         loss = batch_fn(row_ptr(x, r), d, row_ptr(data, 0), N, m, row_ptr(bidx, r), row_ptr(bcoef, r), n,
-                        row_ptr(hyper, 0), hyper.shape[0], row_ptr(vec, g), row_ptr(vec, r * N_VEC + V_WORK), loss)
+                        row_ptr(hyper, 0), hyper.shape[0], row_ptr(vec, g), row_ptr(bwork, 0), loss)
         j0 += n
     return loss, s0, s1
 
@@ -631,16 +641,135 @@ def full_loss(sample_fn, data, weights, hyper, x, r, vec):
     return acc
 
 
+#: replicas per block of :func:`sgd_problem` (their draws run in SIMD lanes, step after step)
+LANE_BLOCK = 64
+_LANES = 8  # lanes of one <8 x i64> vector
+_M32 = np.uint64(0xFFFFFFFF)
+
+
+@intrinsic
+def _lemire_lanes(typingctx, lanes, t, nn):
+    r"""One draw for all :data:`LANE_BLOCK` generators of a block, in ``<8 x i64>`` vectors.
+
+    ``lanes`` is the block's uint64 scratch ``(B + 3, LANE_BLOCK)``: rows 0 and 1 hold the two
+    xoroshiro128++ words of each lane, row 2 its live mask (all ones or 0), row ``3 + t`` receives
+    Lemire's product :math:`m = \lfloor u/2^{32}\rfloor N` of draw ``t``. Live lanes advance by one
+    step (:func:`~stochdyn.random._core.next_u64` written out), others keep their words. Returns
+    nonzero when a live lane's low word ``m mod 2^32`` is below N (the rare case in which
+    :func:`~stochdyn.random._core.randbelow` draws again). Explicit vector code: no branches, no
+    alias checks, and little to compile.
+    """
+    if not (isinstance(lanes, types.Array) and lanes.ndim == 2 and lanes.dtype == types.uint64):
+        return None
+    sig = types.uint64(lanes, types.intp, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        arr = context.make_array(signature.args[0])(context, builder, args[0])
+        t, nn = args[1], args[2]
+        i64 = ir.IntType(64)
+        vty = ir.VectorType(i64, _LANES)
+        base = arr.data
+        row = ir.Constant(cgutils.intp_t, LANE_BLOCK)
+
+        def splat(v):
+            return ir.Constant(vty, [v] * _LANES) if isinstance(v, int) else builder.shuffle_vector(
+                builder.insert_element(ir.Constant(vty, None), v, ir.Constant(ir.IntType(32), 0)),
+                ir.Constant(vty, None), ir.Constant(ir.VectorType(ir.IntType(32), _LANES), [0] * _LANES))
+
+        def ptr(r, j):
+            off = builder.add(builder.mul(r, row), ir.Constant(cgutils.intp_t, j))
+            return builder.bitcast(builder.gep(base, [off]), vty.as_pointer())
+
+        def rotl(x, k):
+            return builder.or_(builder.shl(x, splat(k)), builder.lshr(x, splat(64 - k)))
+
+        c = lambda v: ir.Constant(cgutils.intp_t, v)  # noqa: E731
+        mrow = builder.add(t, c(3))
+        nv = splat(nn)
+        rej = splat(0)
+        for j in range(0, LANE_BLOCK, _LANES):
+            p0, p1, pl, pm = ptr(c(0), j), ptr(c(1), j), ptr(c(2), j), ptr(mrow, j)
+            s0, s1, mk = builder.load(p0, align=8), builder.load(p1, align=8), builder.load(pl, align=8)
+            u = builder.add(rotl(builder.add(s0, s1), 17), s0)
+            x1 = builder.xor(s1, s0)
+            n0 = builder.xor(builder.xor(rotl(s0, 49), x1), builder.shl(x1, splat(21)))
+            n1 = rotl(x1, 28)
+            keep = builder.xor(mk, splat(-1))
+            builder.store(builder.or_(builder.and_(n0, mk), builder.and_(s0, keep)), p0, align=8)
+            builder.store(builder.or_(builder.and_(n1, mk), builder.and_(s1, keep)), p1, align=8)
+            m = builder.mul(builder.lshr(u, splat(32)), nv)
+            builder.store(m, pm, align=8)
+            low = builder.and_(m, splat(0xFFFFFFFF))
+            rej = builder.or_(rej, builder.and_(builder.lshr(builder.sub(low, nv), splat(63)), mk))
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [vty]), "llvm.vector.reduce.or.v8i64")
+        return builder.call(fn, [rej])
+
+    return sig, codegen
+
+
+@njit(cache=True, error_model="numpy")
+def _draw_lanes(rng, diverged, stop_step, c0, c1, N, B, weights, uniform, idx, coef, lanes):
+    r"""Mini-batch indices (with replacement) of one step for every live replica of the block
+    ``c0 <= r < c1``: replica r's draws go to ``idx[r - c0, :B]`` and their multipliers
+    :math:`w_i N/B` to ``coef[r - c0, :B]`` (``uniform``: all weights are equal).
+
+    The generators of the block run in SIMD lanes (:func:`_lemire_lanes`, ``lanes`` its scratch).
+    Each replica consumes exactly what :func:`~stochdyn.random._core.randbelow` would, in the same
+    order: a lane whose low word falls below N (probability N/2^32) is finished right after by the
+    scalar rejection loop, from its own advanced state, before its next draw. Diverged replicas are
+    not advanced, nor are replicas stopped by a rule (``stop_step`` >= 0; None without one).
+    """
+    n = c1 - c0
+    nn = np.uint64(N)
+    nb = N / B
+    for j in range(LANE_BLOCK):
+        live = j < n and diverged[c0 + j] < 0
+        if stop_step is not None:  # a stopped replica keeps its stream (None: no stopping rule, pruned)
+            live = live and stop_step[c0 + j] < 0
+        lanes[0, j] = rng[c0 + j, 0] if j < n else np.uint64(0)
+        lanes[1, j] = rng[c0 + j, 1] if j < n else np.uint64(0)
+        lanes[2, j] = ~np.uint64(0) if live else np.uint64(0)
+    for t in range(B):
+        if _lemire_lanes(lanes, t, nn) != 0:  # rare: finish Lemire's rejection loop for those lanes
+            for j in range(n):
+                lo = lanes[3 + t, j] & _M32
+                if lanes[2, j] != 0 and lo < nn:
+                    th = (np.uint64(4294967296) - nn) % nn
+                    s0 = lanes[0, j]
+                    s1 = lanes[1, j]
+                    while lo < th:
+                        u, s0, s1 = next_u64(s0, s1)
+                        lanes[3 + t, j] = (u >> np.uint64(32)) * nn
+                        lo = lanes[3 + t, j] & _M32
+                    lanes[0, j] = s0
+                    lanes[1, j] = s1
+    c = weights[0] * nb
+    for j in range(n):
+        rng[c0 + j, 0] = lanes[0, j]
+        rng[c0 + j, 1] = lanes[1, j]
+        for t in range(B):
+            i = np.int64(lanes[3 + t, j] >> np.uint64(32))
+            idx[j, t] = i
+            coef[j, t] = c if uniform else weights[i] * nb
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def sgd_problem(plain, general, batch_fn, sample_fn, data, weights, hyper, icfg, fcfg, sched, plan_steps, plan_sizes, norm_batch, perm,
-                epoch_pos, strata, alloc_w, alloc, aug_fn, aug_par, rowz, workers, ef, noise_grad, noise_upd, clip,
-                temperature, mom, sqm, stats, x, rng, diverged, examples, vec, bidx, bcoef, step0, n_steps,
-                record_every, k0, out_x, o_loss, o_gnorm, o_lr, o_gvar, o_nscale, o_snr, o_batch, o_examples,
-                until_fn, until_theta, until_aux, until_work, stop_step, stop_rule,
-                r0, r1):
+def sgd_problem(plain, general, lanes, batch_fn, sample_fn, data, weights, hyper, icfg, fcfg, sched, plan_steps,
+                plan_sizes, norm_batch, perm, epoch_pos, strata, alloc_w, alloc, aug_fn, aug_par, rowz, workers, ef,
+                noise_grad, noise_upd, clip, temperature, mom, sqm, stats, x, rng, diverged, examples, vec, bidx, bcoef,
+                step0, n_steps, record_every, k0, out_x, o_loss, o_gnorm, o_lr, o_gvar, o_nscale, o_snr, o_batch,
+                o_examples, until_fn, until_theta, until_aux, until_work, stop_step, stop_rule, bwork, lane_idx, lane_coef,
+                lanes_u64, r0, r1):
     """``n_steps`` SGD-family steps of replicas ``r0 <= r < r1`` on a finite-sum problem (see the
     module docstring); serial and ``nogil``: :func:`stochdyn._numba_utils.run_blocks` runs ranges of
     replicas on several threads.
+
+    Replicas go in blocks of :data:`LANE_BLOCK`, step after step. With ``lanes`` set (sampling with
+    replacement, no adaptive batch size), the block's mini-batch indices of a step are drawn in SIMD
+    lanes (:func:`_draw_lanes`) — except at steps that need the per-sample path for statistics —
+    and each replica's estimate is one call of the batch function. Results are those of one replica
+    at a time: every replica
+    consumes its own stream in the same order.
 
     Records after steps that are multiples of ``record_every`` (record ``k0 + (step-step0)//record_every - 1``):
     ``out_x`` and each output that is not None: the batch loss, gradient norm (before clipping),
@@ -652,92 +781,108 @@ def sgd_problem(plain, general, batch_fn, sample_fn, data, weights, hyper, icfg,
     d = x.shape[1]
     full = icfg[I_SAMPLING] == SAMPLE_FULL
     A = icfg[I_COPIES]
-    for r in range(r0, r1):
-        if until_fn is not None:
-            if stop_step[r] >= 0:
-                continue  # stopped in an earlier call: frozen
-        s0 = rng[r, 0]
-        s1 = rng[r, 1]
+    for c0 in range(r0, r1, LANE_BLOCK):
+        c1 = min(r1, c0 + LANE_BLOCK)
         for s in range(n_steps):
             step = step0 + s + 1
             record = step % record_every == 0
-            loss = np.nan
-            gnorm = np.nan
-            lr = np.nan
-            gvar = np.nan
-            nscale = np.nan
-            snr = np.nan
-            B = 0
-            if diverged[r] < 0:
-                lr = _learning_rate(sched, icfg, fcfg, step)
-                B = _batch_size(plan_steps, plan_sizes, norm_batch, icfg[I_B0], r, step)
-                if strata is not None:
-                    H = strata.shape[0] - 1
-                    if alloc[r, H] != B:
-                        allocate(B, alloc_w, strata, alloc[r, :H])
-                        alloc[r, H] = B
-                if epoch_pos is not None:
-                    if epoch_pos[r] + B > N:  # new epoch: reshuffle the replica's permutation
-                        s0, s1 = _shuffle(perm, r, s0, s1)
-                        epoch_pos[r] = 0
-                need_sq = False
-                if stats is not None:
-                    need_sq = record or norm_batch is not None
-                done = False
-                if plain is not None:  # (None: augmentation or workers, this path is never compiled)
-                    if not need_sq:
-                        loss, s0, s1 = _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos, strata,
-                                                       alloc, x, r, B, vec, bidx, bcoef, s0, s1)
-                        done = True
-                if general is not None and not done:  # (None: no statistics, augmentation or workers)
-                    loss, sq, s0, s1 = _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz, workers, ef,
-                                                         icfg, full, perm, epoch_pos, strata, alloc, x, r, B, vec, bidx,
-                                                         bcoef, need_sq, s0, s1)
-                    if need_sq and B > 1:
-                        graw = r * N_VEC + V_RAW
-                        g2 = 0.0
-                        for k in range(d):
-                            g2 += vec[graw, k] * vec[graw, k]
-                        gvar = max((B * B * sq - B * g2) / (B - 1), 0.0)
-                        nscale = gvar / g2  # error_model="numpy": x/0 gives inf/nan, never raises
-                        snr = B * g2 / gvar
-                        if norm_batch is not None:
-                            th2 = fcfg[F_NORM_THETA] ** 2
-                            if gvar > B * th2 * g2:
-                                want = math.ceil(gvar / (th2 * g2)) if g2 > 0.0 else icfg[I_BMAX]
-                                norm_batch[r] = min(icfg[I_BMAX], max(B, want))
-                if epoch_pos is not None:
-                    epoch_pos[r] += B
-                gnorm, ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec, lr, step, noise_grad, clip, mom, sqm,
-                                                   temperature, noise_upd, s0, s1)
-                examples[r] += B * A
-                if not (ok and math.isfinite(loss)):
-                    _freeze(x, r, diverged, step)
-            if record:
-                k = k0 + (step - step0) // record_every - 1
-                for i in range(d):
-                    out_x[r, k, i] = x[r, i]
-                _put(o_loss, r, k, loss)
-                _put(o_gnorm, r, k, gnorm)
-                _put(o_lr, r, k, lr)
-                _put(o_gvar, r, k, gvar)
-                _put(o_nscale, r, k, nscale)
-                _put(o_snr, r, k, snr)
-                _put(o_batch, r, k, B)
-                _put(o_examples, r, k, examples[r])
-            if until_fn is not None:
+            drawn = False
+            if lanes is not None:
+                if not (stats is not None and record):
+                    B = _batch_size(plan_steps, plan_sizes, None, icfg[I_B0], 0, step)
+                    _draw_lanes(rng, diverged, stop_step, c0, c1, N, B, weights, lanes, lane_idx, lane_coef, lanes_u64)
+                    drawn = True
+            lr = _learning_rate(sched, icfg, fcfg, step)
+            bc1, bc2 = _bias_corrections(sqm, fcfg, step)
+            for r in range(c0, c1):
+                if until_fn is not None:
+                    if stop_step[r] >= 0:
+                        continue  # stopped (in this call or an earlier one): frozen, stream untouched
+                s0 = rng[r, 0]
+                s1 = rng[r, 1]
+                loss = np.nan
+                gnorm = np.nan
+                gvar = np.nan
+                nscale = np.nan
+                snr = np.nan
+                B = 0
                 if diverged[r] < 0:
-                    e = np.nan
-                    if until_theta[P_NEEDS_ENERGY] != 0.0:
-                        e = full_loss(sample_fn, data, weights, hyper, x, r, vec)
-                    c = until_fn(row_ptr(x, r), 1, d, e, row_ptr(until_theta, 0), until_theta.shape[0],
-                                 row_ptr(until_aux, 0), until_aux.shape[0], row_ptr(until_work, r), until_work.shape[1])
-                    if c > 0:
-                        stop_step[r] = step
-                        stop_rule[r] = c - 1
-                        break
-        rng[r, 0] = s0
-        rng[r, 1] = s1
+                    B = _batch_size(plan_steps, plan_sizes, norm_batch, icfg[I_B0], r, step)
+                    if strata is not None:
+                        H = strata.shape[0] - 1
+                        if alloc[r, H] != B:
+                            allocate(B, alloc_w, strata, alloc[r, :H])
+                            alloc[r, H] = B
+                    if epoch_pos is not None:
+                        if epoch_pos[r] + B > N:  # new epoch: reshuffle the replica's permutation
+                            s0, s1 = _shuffle(perm, r, s0, s1)
+                            epoch_pos[r] = 0
+                    need_sq = False
+                    if stats is not None:
+                        need_sq = record or norm_batch is not None
+                    done = False
+                    if drawn:  # (no software prefetch: measured slower; the examples' loads overlap anyway)
+                        g = r * N_VEC + V_GRAD
+                        for k in range(d):
+                            vec[g, k] = 0.0
+                        loss = batch_fn(row_ptr(x, r), d, row_ptr(data, 0), N, data.shape[1],
+                                        row_ptr(lane_idx, r - c0), row_ptr(lane_coef, r - c0), B, row_ptr(hyper, 0),
+                                        hyper.shape[0], row_ptr(vec, g), row_ptr(bwork, 0), 0.0)
+                        done = True
+                    if plain is not None and not done:  # (None: augmentation or workers, never compiled)
+                        if not need_sq:
+                            loss, s0, s1 = _estimate_plain(batch_fn, data, weights, hyper, full, perm, epoch_pos,
+                                                           strata, alloc, x, r, B, vec, bidx, bcoef, bwork, s0, s1)
+                            done = True
+                    if general is not None and not done:  # (None: no statistics, augmentation or workers)
+                        loss, sq, s0, s1 = _estimate_general(sample_fn, data, weights, hyper, aug_fn, aug_par, rowz,
+                                                             workers, ef, icfg, full, perm, epoch_pos, strata, alloc,
+                                                             x, r, B, vec, bidx, bcoef, need_sq, s0, s1)
+                        if need_sq and B > 1:
+                            graw = r * N_VEC + V_RAW
+                            g2 = 0.0
+                            for k in range(d):
+                                g2 += vec[graw, k] * vec[graw, k]
+                            gvar = max((B * B * sq - B * g2) / (B - 1), 0.0)
+                            nscale = gvar / g2  # error_model="numpy": x/0 gives inf/nan, never raises
+                            snr = B * g2 / gvar
+                            if norm_batch is not None:
+                                th2 = fcfg[F_NORM_THETA] ** 2
+                                if gvar > B * th2 * g2:
+                                    want = math.ceil(gvar / (th2 * g2)) if g2 > 0.0 else icfg[I_BMAX]
+                                    norm_batch[r] = min(icfg[I_BMAX], max(B, want))
+                    if epoch_pos is not None:
+                        epoch_pos[r] += B
+                    gnorm, ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec, lr, bc1, bc2, noise_grad, clip, mom, sqm,
+                                                       temperature, noise_upd, s0, s1)
+                    examples[r] += B * A
+                    if not (ok and math.isfinite(loss)):
+                        _freeze(x, r, diverged, step)
+                rng[r, 0] = s0
+                rng[r, 1] = s1
+                if record:
+                    k = k0 + (step - step0) // record_every - 1
+                    for i in range(d):
+                        out_x[r, k, i] = x[r, i]
+                    _put(o_loss, r, k, loss)
+                    _put(o_gnorm, r, k, gnorm)
+                    _put(o_lr, r, k, lr if diverged[r] < 0 or diverged[r] == step else np.nan)
+                    _put(o_gvar, r, k, gvar)
+                    _put(o_nscale, r, k, nscale)
+                    _put(o_snr, r, k, snr)
+                    _put(o_batch, r, k, B)
+                    _put(o_examples, r, k, examples[r])
+                if until_fn is not None:
+                    if diverged[r] < 0:
+                        e = np.nan
+                        if until_theta[P_NEEDS_ENERGY] != 0.0:
+                            e = full_loss(sample_fn, data, weights, hyper, x, r, vec)
+                        c = until_fn(row_ptr(x, r), 1, d, e, row_ptr(until_theta, 0), until_theta.shape[0],
+                                     row_ptr(until_aux, 0), until_aux.shape[0], row_ptr(until_work, r),
+                                     until_work.shape[1])
+                        if c > 0:
+                            stop_step[r] = step
+                            stop_rule[r] = c - 1
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -764,6 +909,7 @@ def sgd_landscape(Bk, fn, theta, icfg, fcfg, sched, noise_grad, noise_upd, clip,
             fresh = False
             step = step0 + s + 1
             lr = _learning_rate(sched, icfg, fcfg, step)
+            bc1, bc2 = _bias_corrections(sqm, fcfg, step)
             for r in range(r0, r1):
                 if diverged[r] >= 0:
                     continue
@@ -775,7 +921,7 @@ def sgd_landscape(Bk, fn, theta, icfg, fcfg, sched, noise_grad, noise_upd, clip,
                 g = r * N_VEC + V_GRAD
                 for i in range(d):
                     vec[g, i] = grad[r, i]
-                gnorm[r], ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec, lr, step, noise_grad, clip, mom, sqm,
+                gnorm[r], ok, s0, s1 = _finish_update(icfg, fcfg, x, r, vec, lr, bc1, bc2, noise_grad, clip, mom, sqm,
                                                       temperature, noise_upd, s0, s1)
                 rng[r, 0] = s0
                 rng[r, 1] = s1
