@@ -162,7 +162,7 @@ def _make_rule_class(f: Callable, fixed_dim: int | None, needs_energy: bool, che
     return cls
 
 
-def _definition_check(probe: Rule, d: int) -> None:
+def _definition_check(probe: Any, d: int) -> None:
     """The rule compiles, runs without raising and agrees with its Python function on test states of one and
     three rows of dimension ``d`` (energies 0)."""
     name = type(probe).__name__
