@@ -7,6 +7,7 @@
 """
 
 from . import integrators, io, landscapes, random
+from ._faults import UserCodeError
 from ._validation import ValidationError
 from ._version import __version__
 from .ensemble import DivergenceWarning, open_sweep, simulate, sweep
@@ -31,6 +32,7 @@ __all__ = [
     "LeimkuhlerMatthews",
     "BAOAB",
     "ValidationError",
+    "UserCodeError",
     "DivergenceWarning",
     "problems",
     "SGD",

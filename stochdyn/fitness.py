@@ -29,6 +29,8 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 from numba import carray, cfunc, njit, types
 
+from . import _faults
+from ._faults import FaultCell, guard, wrapper_globals
 from ._numba_utils import LazyCFunc, eval_block, lazy_cfunc, row_ptr
 from ._validation import ValidationError, check_array, check_int
 
@@ -57,10 +59,11 @@ def _apply_map(fn, u, w, s):
 class FitnessMap:
     """A map :math:`W = f(U; s)` from energy to fitness, compiled once for every integrator kernel."""
 
-    def __init__(self, name: str, compiled: Any, formula: str):
+    def __init__(self, name: str, compiled: Any, formula: str, fault_cell: Any = None):
         self.name = name
         self._compiled = compiled
         self.formula = formula
+        self.fault_cell = fault_cell  # where faults of a user map are counted (stochdyn/_faults.py)
 
     @property
     def compiled(self):
@@ -73,7 +76,8 @@ class FitnessMap:
         arr = np.ascontiguousarray(u, dtype=np.float64)
         flat = arr.ravel().copy()
         out = np.empty_like(flat)
-        _apply_map(self.compiled, flat, out, float(selection))
+        with guard(self.fault_cell, "when evaluated"):
+            _apply_map(self.compiled, flat, out, float(selection))
         return out.reshape(arr.shape)
 
     def __repr__(self) -> str:
@@ -116,22 +120,31 @@ def fitness_map(func: Callable[[float, float], float]) -> FitnessMap:
     if not callable(func) or len(inspect.signature(func).parameters) != 2:
         raise ValidationError("A fitness map must be a function f(u, s) -> w of two arguments.")
     name = func.__name__
+    cell = FaultCell("fitness map", name, lambda a, b, c, d, e, k: func(float(a[0]), e),
+                     lambda a, b, c, d, e, k: {"u": float(a[0]), "s": e})
+    # through try_call: an exception writes W = NaN, which freezes the population at that generation,
+    # and is counted in ``cell`` so that the run stops with UserCodeError naming it (stochdyn/_faults.py)
     src = textwrap.dedent(
         """
         def _block(up, wp, n, s):
             u = carray(up, (n,))
             w = carray(wp, (n,))
             for i in range(n):
-                w[i] = _user(u[i], s)
+                ok, v = _try(_user, (u[i], s))
+                if ok:
+                    w[i] = v
+                else:
+                    w[i] = np.nan
+                    _note(_NOTE, (_CELL, ptr_at(up, i), 1, 1, up, 0, up, 0, up, 0, s, 0))
         """
     )
-    ns: dict[str, Any] = {"carray": carray, "_user": njit(func)}
+    ns: dict[str, Any] = {**wrapper_globals(cell), "_user": njit(boundscheck=_faults.BOUNDSCHECK)(func)}
     exec(src, ns)
     try:
         compiled = cfunc(FITNESS_MAP_SIG)(ns["_block"])
     except Exception as exc:
         raise ValidationError(f"Fitness map {name!r} could not be compiled by Numba: {str(exc).splitlines()[0]}") from None
-    fm = FitnessMap(name, compiled, f"user function {name}(U, s)")
+    fm = FitnessMap(name, compiled, f"user function {name}(U, s)", cell)
     FITNESS_MAPS[name] = fm
     return fm
 

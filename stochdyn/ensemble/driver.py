@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time as _time
 import warnings
+from contextlib import nullcontext
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from .._compile import CompileWatch
+from .._faults import FaultWatch
 from .._validation import ValidationError, check_int
 from .._warnings import user_stacklevel
 from ..integrators.base import Integrator
@@ -248,8 +251,11 @@ def simulate(
     times = integrator.time_of_step(steps)
     # a first run compiles kernels (in init_state and in the run loop): say so once, before it starts
     compiling = CompileWatch(f"{integrator.name} on {target.name}", integrator.family)
+    # a fault in user code stops the run with UserCodeError naming the replica and step (stochdyn/_faults.py)
+    initial = lru_cache(maxsize=1)(lambda: integrator.prepare_x0(x0, target, R))  # x0_arr becomes the state
+    watch = FaultWatch(ids, partial(_rerun_one, integrator, target, initial, key, ids, variables, until), x0_arr)
     t0 = _time.perf_counter()
-    with compiling:
+    with compiling, watch.initial():
         state = integrator.init_state(target, x0_arr, key.streams(ids))
     tracker = None if until is None else StopTracker(until, integrator, target, state, variables, R)
     if tracker is not None:
@@ -261,8 +267,6 @@ def simulate(
         c = (chunk_steps if chunk_steps is not None else
              max(1, TARGET_CHUNK_WORK // (R * record_every)) * record_every) // record_every
     else:
-        from functools import partial
-
         from .store import ZarrRecorder, fingerprint, record_bytes, recompute_chunks, records_per_chunk
 
         fp = fingerprint(integrator, target, run, key.attrs(), x0_arr, ids)
@@ -288,7 +292,7 @@ def simulate(
     compiling.start()
     try:
         try:
-            _run_chunks(integrator, target, state, recorder, k, n_records, c, record_every, block, bar, tracker)
+            _run_chunks(integrator, target, state, recorder, k, n_records, c, record_every, block, bar, tracker, watch)
         finally:
             compiling.stop()
         elapsed = _time.perf_counter() - t0
@@ -330,30 +334,56 @@ def warn_divergence(n_div: int, n_replicas: int, first_step: int, integrator: In
 
 
 def _run_chunks(integrator: Integrator, target: Any, state: Any, recorder: Any, k: int, n_records: int, c: int,
-                record_every: int, block: int, bar: Any, tracker: Any = None) -> None:
+                record_every: int, block: int, bar: Any, tracker: Any = None, watch: Any = None) -> None:
     """Advance ``state`` from record ``k`` to ``n_records`` in chunks of ``c`` records, committing each
-    (through the stopping-rule ``tracker`` when the run has one)."""
+    (through the stopping-rule ``tracker`` when the run has one; a chunk in which user code faulted is
+    not committed: ``watch`` raises UserCodeError)."""
     t0 = _time.perf_counter()
     while k < n_records:
         n_rec = min(c, n_records - k)
         out, off = recorder.buffers(k, n_rec)
-        first = 0
-        if k == 0:
-            integrator.record(target, state, out, off)
-            if tracker is not None:
-                tracker.initial(state, out, off)
-            first = 1
+        first = 1 if k == 0 else 0
         n = (n_rec - first) * record_every
-        if n:
-            if tracker is not None:
-                tracker.advance(state, n, record_every, out, off + first)
-            else:
-                integrator.advance(target, state, n, record_every, out, off + first, block)
-            state.step += n
+        with _watching(watch, state, n, k, n_rec, record_every, out, off):
+            if first:
+                integrator.record(target, state, out, off)
+                if tracker is not None:
+                    tracker.initial(state, out, off)
+            if n:
+                if tracker is not None:
+                    tracker.advance(state, n, record_every, out, off + first)
+                else:
+                    integrator.advance(target, state, n, record_every, out, off + first, block)
+        state.step += n
         recorder.commit(k, n_rec, state, _time.perf_counter() - t0)
         k += n_rec
         if bar is not None:
             bar.update(n)
+
+
+def _watching(watch: Any, state: Any, n: int, k: int, n_rec: int, record_every: int, out: dict, off: int) -> Any:
+    """``watch.chunk(...)`` for the chunk of records ``k .. k + n_rec - 1`` (``n`` steps), or nothing."""
+    if watch is None:
+        return nullcontext()
+    xs = out["x"][:, off:off + n_rec] if "x" in out else None
+    lo = state.step if k == 0 else state.step + 1
+    return watch.chunk(state, lo, state.step + n, xs, (k + np.arange(n_rec)) * record_every)
+
+
+def _rerun_one(integrator: Integrator, target: Any, initial: Any, key: Any, ids: np.ndarray, variables: list,
+               until: Any, rows: Any, s: int | None) -> None:
+    """Run the replicas at positions ``rows`` (a slice) alone from their initial state (rows of
+    ``initial()``) to step ``s`` (None: only set up the initial state), records discarded: subsets are
+    bit-identical, so a fault of user code comes back where it was (see FaultWatch)."""
+    from ..stopping._run import StopTracker
+
+    state = integrator.init_state(target, initial()[rows].copy(), key.streams(ids[rows]))
+    if s is None:
+        return
+    R = state.arrays["x"].shape[0]
+    tracker = None if until is None else StopTracker(until, integrator, target, state, variables, R)
+    n = max(int(s), 1)
+    _run_chunks(integrator, target, state, MemoryRecorder(variables, R, 2), 0, 2, 2, n, block_size(R), None, tracker)
 
 
 def _check_memory(integrator: Integrator, target: Any, x0: Any, R: int, variables: list, n_records: int,

@@ -475,6 +475,8 @@ class _SGDFamily(Integrator):
         a = self.augmentation
         if a is not None and a.transform is None and target.n_features < 1:
             raise ValidationError(f"{o}: Gaussian augmentation needs feature columns; {target.name} has none.")
+        if a is not None and a.transform is not None:
+            a.transform.check(target)  # a user augmentation runs on the problem's rows before any work
 
     def check_run(self, target: Any, n_steps: int) -> None:
         s = self.lr_schedule

@@ -7,9 +7,11 @@ import textwrap
 from typing import Any, Callable
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
 from .._numba_utils import LANDSCAPE_BLOCK_SIG, LANDSCAPE_COLUMNS_SIG, LazyCFunc, stack_scratch
+from .. import _faults
+from .._faults import FaultCell, UserCodeError, guard, wrapper_globals
 from .._validation import ValidationError, check_int, check_real
 from .base import Landscape, register
 
@@ -67,15 +69,20 @@ def landscape(
     become the landscape's parameters: they are passed at run time, so changing them never
     recompiles.
 
-    At definition the gradient is checked against finite differences of the value at
-    ``check_points`` (default: 8 standard-normal points, seeded) with the default parameters, and a
-    wrong gradient raises a :class:`~stochdyn._validation.ValidationError` saying where.
+    The gradient is checked against finite differences of the value at ``check_points`` (default:
+    8 standard-normal points, seeded) with the default parameters, at the dimension of use: at
+    definition for a fixed ``dim``, otherwise the first time the landscape is made with each
+    ``dim=``. A wrong gradient, or an exception there (an out-of-range index included: the
+    function is compiled with bounds checks), raises a :class:`~stochdyn._validation.ValidationError`
+    saying where. In a run, an exception stops the run with :class:`~stochdyn.UserCodeError` naming
+    the replica and step, and a non-finite value freezes the replica as diverged (see "Faults in
+    your code" in the getting-started guide).
 
     Parameters
     ----------
     dim : int, optional
         Fixed dimension. If omitted, the dimension is given when the landscape is created
-        (``MyLandscape(dim=3)``) and the check uses dim 3.
+        (``MyLandscape(dim=3)``), and the check runs then, at that dimension.
     check : bool
         Run the finite-difference check (default True).
     check_points : array (n, dim), optional
@@ -122,11 +129,13 @@ def _make_landscape_class(f, fixed_dim, check, check_points, plot_bounds) -> typ
     pnames = [p.name for p in params]
     defaults = {p.name: float(p.default) for p in params}
 
-    try:
-        jitted = njit(f)
-    except Exception as exc:  # pragma: no cover - numba raises lazily; kept for clarity
-        raise ValidationError(f"Landscape {name!r} could not be compiled by Numba: {exc}") from None
+    np_ = len(pnames)
+    # dims already checked (None: no check); a fixed dimension is checked here, any other on first use
+    checked: set[int] | None = set() if check else None
+    cell = FaultCell("landscape", name, lambda a, b, c, d, e, k: f(a.copy(), np.zeros_like(a), *c[:np_]),
+                     lambda a, b, c, d, e, k: {"x": a, **dict(zip(pnames, c[:np_].tolist()))})
     call_args = ", ".join(f"th[{i}]" for i in range(len(pnames)))
+    more = ", " if pnames else ""
     src = textwrap.dedent(
         f"""
         def _block(xp, gp, vp, n, d, tp, nt):
@@ -135,7 +144,14 @@ def _make_landscape_class(f, fixed_dim, check, check_points, plot_bounds) -> typ
             v = carray(vp, (n,))
             th = carray(tp, (nt,))
             for r in range(n):
-                v[r] = _user(x[r], g[r]{", " if pnames else ""}{call_args})
+                ok, u = _try(_user, (x[r], g[r]{more}{call_args}))
+                if ok:
+                    v[r] = u
+                else:
+                    v[r] = -np.inf
+                    for i in range(d):
+                        g[r, i] = np.nan
+                    _note(_NOTE, (_CELL, ptr_at(xp, r * d), d, 1, tp, 0, tp, nt, tp, 0, 0.0, 0))
 
         def _columns(xp, gp, vp, n, d, ld, tp, nt):
             x = carray(xp, (d, ld))
@@ -143,22 +159,41 @@ def _make_landscape_class(f, fixed_dim, check, check_points, plot_bounds) -> typ
             v = carray(vp, (n,))
             th = carray(tp, (nt,))
             for r in range(n):
-                v[r] = _user(x[:, r], g[:, r]{", " if pnames else ""}{call_args})
+                ok, u = _try(_user, (x[:, r], g[:, r]{more}{call_args}))
+                if ok:
+                    v[r] = u
+                else:
+                    v[r] = -np.inf
+                    for i in range(d):
+                        g[i, r] = np.nan
+                    _note(_NOTE, (_CELL, ptr_at(xp, r), d, ld, tp, 0, tp, nt, tp, 0, 0.0, 0))
+
+        def _value_row(x, d{more}{", ".join(f"p{i}" for i in range(len(pnames)))}):
+            g = stack_scratch(d)
+            return _user_inline(x, g{more}{", ".join(f"p{i}" for i in range(len(pnames)))})
 
         def _value_block(xp, gp, vp, n, d, tp, nt):
             x = carray(xp, (n, d))
             v = carray(vp, (n,))
             th = carray(tp, (nt,))
-            g = stack_scratch(d)
             for r in range(n):
-                v[r] = _user_inline(x[r], g{", " if pnames else ""}{call_args})
+                ok, u = _try(_value_row_c, (x[r], d{more}{call_args}))
+                if ok:
+                    v[r] = u
+                else:
+                    v[r] = -np.inf
+                    _note(_NOTE, (_CELL, ptr_at(xp, r * d), d, 1, tp, 0, tp, nt, tp, 0, 0.0, 0))
         """
     )
-    # the value-only block (evolution, populations) inlines the function, so that LLVM drops the
-    # gradient it writes into a never-read stack row; compiled on first use
-    namespace: dict[str, Any] = {"carray": carray, "_user": jitted, "_user_inline": njit(inline="always")(f),
-                                 "stack_scratch": stack_scratch}
+    # The user function is compiled with bounds checks (an out-of-range index raises IndexError, which
+    # the wrappers catch like any exception: see stochdyn/_faults.py). The value-only block (evolution,
+    # populations) inlines it into a row function whose gradient row lives on its stack and is never
+    # read, so that LLVM drops the gradient computation; exceptions are caught around that row function.
+    # Columns and value-only blocks are compiled on first use.
+    namespace: dict[str, Any] = {**wrapper_globals(cell), "_user": njit(boundscheck=_faults.BOUNDSCHECK)(f),
+                                 "_user_inline": njit(inline="always")(f), "stack_scratch": stack_scratch}
     exec(src, namespace)
+    namespace["_value_row_c"] = njit(boundscheck=_faults.BOUNDSCHECK)(namespace["_value_row"])
     try:
         block = cfunc(LANDSCAPE_BLOCK_SIG)(namespace["_block"])
     except Exception as exc:
@@ -184,6 +219,18 @@ def _make_landscape_class(f, fixed_dim, check, check_points, plot_bounds) -> typ
             d = check_int("dim", dim, name, ge=1)
         values = {k: check_real(k, kwargs.get(k, defaults[k]), name) for k in pnames}
         Landscape.__init__(self, d, np.array([values[k] for k in pnames]), values)
+        cell.reserve(d + self.theta.size)
+        if checked is not None and d not in checked:  # the definition check, at the dimension of use
+            checked.add(d)
+            try:
+                _definition_check(type(self)(dim=d), check_points)
+            except BaseException:
+                checked.discard(d)
+                raise
+
+    def value_and_grad(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
+        with guard(cell, "when evaluated"):
+            return Landscape.value_and_grad(self, x)
 
     def __reduce__(self):
         # the class is made at run time: rebuild it on the other side from the Python function
@@ -203,33 +250,44 @@ def _make_landscape_class(f, fixed_dim, check, check_points, plot_bounds) -> typ
         "param_names": tuple(pnames),
         "defaults": dict(defaults),
         "python_function": staticmethod(f),
+        "fault_cell": cell,
+        "value_and_grad": value_and_grad,
     }
     if plot_bounds is not None:
         attrs["plot_bounds"] = tuple(tuple(float(v) for v in b) for b in plot_bounds)
     cls = type(name, (Landscape,), attrs)
     register(cls)
 
-    if check:
-        probe = cls() if fixed_dim is not None else cls(dim=3)
-        if check_points is None:
-            pts = np.random.default_rng(20261128).normal(size=(8, probe.dim))
-        else:
-            pts = np.atleast_2d(np.asarray(check_points, dtype=np.float64))
-            if pts.shape[-1] != probe.dim:
-                raise ValidationError(
-                    f"The 'check_points' of landscape {name!r} must have shape (n, {probe.dim}). Got {pts.shape}."
-                )
+    if check and fixed_dim is not None:
         try:
-            check_gradient(probe, pts)
-        except ValidationError:
+            cls()  # checks at the fixed dimension
+        except BaseException:
             LANDSCAPES_REMOVE(name)
             raise
-        except Exception as exc:
-            LANDSCAPES_REMOVE(name)
-            raise ValidationError(
-                f"Landscape {name!r} failed when evaluated (it must use Numba's nopython subset): {_numba_reason(exc)}"
-            ) from None
     return cls
+
+
+def _definition_check(probe: Landscape, check_points: Any) -> None:
+    """The gradient check of a new user landscape at ``probe``'s dimension (default parameters)."""
+    name, d = probe.name, probe.dim
+    if check_points is None:
+        pts = np.random.default_rng(20261128).normal(size=(8, d))
+    else:
+        pts = np.atleast_2d(np.asarray(check_points, dtype=np.float64))
+        if pts.ndim != 2 or pts.shape[-1] != d:
+            raise ValidationError(f"The 'check_points' of landscape {name!r} must have shape (n, {d}) for dim {d}. "
+                                  f"Got {pts.shape}.")
+    try:
+        check_gradient(probe, pts)
+    except UserCodeError as exc:
+        raise ValidationError(f"{exc.what} in its definition check at dim {d}: it must run at every point of "
+                              f"dimension {d} without raising (return inf or NaN where U is undefined).") from None
+    except ValidationError:
+        raise
+    except Exception as exc:
+        raise ValidationError(
+            f"Landscape {name!r} failed when evaluated (it must use Numba's nopython subset): {_numba_reason(exc)}"
+        ) from None
 
 
 def _rebuild(f, fixed_dim, plot_bounds, dim, params):
@@ -249,11 +307,16 @@ def LANDSCAPES_REMOVE(name: str) -> None:
 
 
 def _numba_reason(exc: Exception) -> str:
-    """The informative line of a Numba compilation error (ANSI colours and pipeline noise removed)."""
+    """The informative line of a Numba compilation error (ANSI colours, pipeline noise and the layers
+    added by the fault wrapper's ``try_call`` removed)."""
     import re
 
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if any("<intrinsic try_call>" in ln for ln in lines):  # the user function failed inside the wrapper's call
+        noise = ("No implementation of function", "There are ", "- Of which", "Intrinsic in function", "With argument",
+                 "Rejected as the implementation", "TypingError: Failed in nopython", ">>> ", "raised from ")
+        lines = [ln for ln in lines if not ln.startswith(noise)]
     for ln in lines:
         if not ln.startswith(("Failed in nopython", "During:", "File ", "<source", "^")):
             return ln

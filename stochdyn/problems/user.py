@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
+from .. import _faults
+from .._faults import FaultCell, UserCodeError, guard, wrapper_globals
 from .._validation import ValidationError, check_array, check_int, check_real
 from ..landscapes.user import _numba_reason, check_gradient
-from ._compiled import AUGMENT_SIG, BATCH_SIG, SAMPLE_SIG, per_sample
+from ._compiled import AUGMENT_SIG, BATCH_SIG, SAMPLE_SIG, augment_rows, per_sample
 from .base import Problem, register_problem
 
 __all__ = ["per_sample_loss", "augmentation", "AugmentFunction", "check_sample_gradient", "AUGMENTATIONS"]
@@ -45,9 +47,10 @@ class _OneRow:
         pts = np.atleast_2d(np.asarray(theta, dtype=np.float64))
         values, grads = np.empty(pts.shape[0]), np.empty_like(pts)
         loss, g = np.empty(1), np.empty((1, self.dim))
-        for p, th in enumerate(pts):
-            per_sample(self.problem.compiled, self.row, self.problem.hyper, np.ascontiguousarray(th), loss, g)
-            values[p], grads[p] = loss[0], g[0]
+        with guard(getattr(self.problem, "fault_cell", None), "when evaluated"):
+            for p, th in enumerate(pts):
+                per_sample(self.problem.compiled, self.row, self.problem.hyper, np.ascontiguousarray(th), loss, g)
+                values[p], grads[p] = loss[0], g[0]
         return values, grads
 
     def value(self, theta: Any) -> np.ndarray:
@@ -80,8 +83,10 @@ def _signature_params(f: Callable, n_fixed: int, kind: str, form: str) -> tuple[
     return [p.name for p in params], {p.name: float(p.default) for p in params}
 
 
-def _compile(f: Callable, src: str, sig: Any, kind: str) -> Any:
-    namespace: dict[str, Any] = {"carray": carray, "_user": njit(f)}
+def _compile(f: Callable, src: str, sig: Any, kind: str, cell: FaultCell) -> Any:
+    # the user function with bounds checks, called through try_call: an exception (an out-of-range index
+    # included) writes non-finite outputs and is counted in ``cell`` (see stochdyn/_faults.py)
+    namespace: dict[str, Any] = {**wrapper_globals(cell), "_user": njit(boundscheck=_faults.BOUNDSCHECK)(f)}
     exec(textwrap.dedent(src), namespace)
     try:
         return cfunc(sig)(namespace["_wrapper"])
@@ -139,16 +144,27 @@ def _make_problem_class(f: Callable, fixed_dim: int | None, check: bool) -> type
         fixed_dim = check_int("dim", fixed_dim, f"per-sample loss {name!r}", ge=1)
     pnames, defaults = _signature_params(f, 3, "per-sample loss", "f(theta, row, grad, p1=default, ...) -> loss")
     args = ", ".join(f"h[{i}]" for i in range(len(pnames)))
+    more = ", " if pnames else ""
+    nparams = len(pnames)
+    cell = FaultCell("per-sample loss", name,
+                     lambda a, b, c, d, e, k: f(a.copy(), b.copy(), np.zeros_like(a), *c[:nparams]),
+                     lambda a, b, c, d, e, k: {"theta": a, "row": b, **dict(zip(pnames, c[:nparams].tolist()))})
+    # on a fault: loss -inf and gradient NaN, so the kernel freezes the replica at that step
     block = _compile(f, f"""
         def _wrapper(tp, d, rp, m, hp, nh, gp, scale, wp):
             h = carray(hp, (nh,))
             g = carray(gp, (d,))
             w = carray(wp, (d,))
-            loss = _user(carray(tp, (d,)), carray(rp, (m,)), w{", " if pnames else ""}{args})
+            ok, loss = _try(_user, (carray(tp, (d,)), carray(rp, (m,)), w{more}{args}))
+            if not ok:
+                for k in range(d):
+                    g[k] = np.nan
+                _note(_NOTE, (_CELL, tp, d, 1, rp, m, hp, nh, hp, 0, 0.0, 0))
+                return -np.inf
             for k in range(d):
                 g[k] += scale * w[k]
             return loss
-        """, SAMPLE_SIG, "per-sample loss")
+        """, SAMPLE_SIG, "per-sample loss", cell)
     batch = _compile(f, f"""
         def _wrapper(tp, d, dp, N, m, ip, cp, n, hp, nh, gp, wp, acc):
             h = carray(hp, (nh,))
@@ -160,12 +176,17 @@ def _make_problem_class(f: Callable, fixed_dim: int | None, check: bool) -> type
             w = carray(wp, (d,))
             for j in range(n):
                 c = coef[j]
-                loss = _user(th, data[idx[j]], w{", " if pnames else ""}{args})
+                ok, loss = _try(_user, (th, data[idx[j]], w{more}{args}))
+                if not ok:
+                    for k in range(d):
+                        g[k] = np.nan
+                    _note(_NOTE, (_CELL, tp, d, 1, ptr_at(dp, idx[j] * m), m, hp, nh, hp, 0, 0.0, 0))
+                    return -np.inf
                 for k in range(d):
                     g[k] += c * w[k]
                 acc += c * loss
             return acc
-        """, BATCH_SIG, "per-sample loss")
+        """, BATCH_SIG, "per-sample loss", cell)
 
     def __init__(self, rows: Any, weights: Any = None, labels: Any = None, dim: int | None = None,
                  n_features: int | None = None, source: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -184,8 +205,21 @@ def _make_problem_class(f: Callable, fixed_dim: int | None, check: bool) -> type
                          n_features=nf, source=source,
                          arrays={k: np.asarray(v) for k, v in (("rows", rows), ("weights", weights), ("labels", labels))
                                  if v is not None})
+        cell.reserve(d + rows.shape[1] + len(pnames) + 1)
         if check:
-            check_sample_gradient(self)
+            try:
+                check_sample_gradient(self)
+            except UserCodeError as exc:
+                raise ValidationError(f"{exc.what} in its gradient check: it must run on every data row without "
+                                      "raising (return inf or NaN where the loss is undefined).") from None
+
+    def value_and_grad(self, theta: Any) -> tuple[np.ndarray, np.ndarray]:
+        with guard(cell, "when evaluated"):
+            return Problem.value_and_grad(self, theta)
+
+    def per_sample(self, theta: Any) -> tuple[np.ndarray, np.ndarray]:
+        with guard(cell, "when evaluated"):
+            return Problem.per_sample(self, theta)
 
     cls = type(name, (Problem,), {
         "__init__": __init__,
@@ -197,6 +231,9 @@ def _make_problem_class(f: Callable, fixed_dim: int | None, check: bool) -> type
         "param_names": tuple(pnames),
         "defaults": dict(defaults),
         "python_function": staticmethod(f),
+        "fault_cell": cell,
+        "value_and_grad": value_and_grad,
+        "per_sample": per_sample,
     })
     return register_problem(cls)
 
@@ -205,7 +242,8 @@ def _make_problem_class(f: Callable, fixed_dim: int | None, check: bool) -> type
 class AugmentFunction:
     """A compiled augmentation with its parameter values (made by :func:`augmentation`).
 
-    ``n_normals``: how many standard normals the kernel draws per augmented copy (None: the row length).
+    ``n_normals``: how many standard normals the kernel draws per augmented copy (None: the row length);
+    ``fault_cell``: where faults of the function are counted (:mod:`stochdyn._faults`).
     """
 
     name: str
@@ -213,9 +251,26 @@ class AugmentFunction:
     params: tuple[float, ...]
     param_names: tuple[str, ...]
     n_normals: int | None = None
+    fault_cell: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.name, **dict(zip(self.param_names, self.params))}
+
+    def check(self, problem: Problem, n_rows: int = 8) -> None:
+        """Run the augmentation on the first ``n_rows`` rows of ``problem`` with seeded normals; a
+        ValidationError if it raises there (an out-of-range index included): the check at definition,
+        made when an integrator first meets the problem (the row length is known only then)."""
+        rows = np.ascontiguousarray(problem.rows[:max(1, n_rows)])
+        self.fault_cell.reserve(2 * rows.shape[1] + len(self.params) + 1)
+        z = np.random.default_rng(20261128).normal(size=rows.shape)
+        out = np.empty_like(rows)
+        try:
+            with guard(self.fault_cell):
+                augment_rows(self.compiled, rows, np.arange(rows.shape[0]),
+                             np.asarray(self.params or (0.0,), dtype=np.float64), z, out)
+        except UserCodeError as exc:
+            raise ValidationError(f"{exc.what} in its check on rows of {problem.name} (length {rows.shape[1]}): it "
+                                  "must run on every row without raising.") from None
 
 
 def augmentation(func: Callable | None = None, *, n_normals: int | None = None):
@@ -238,16 +293,25 @@ def augmentation(func: Callable | None = None, *, n_normals: int | None = None):
         name = f.__name__
         pnames, defaults = _signature_params(f, 3, "augmentation", "f(row, out, z, p1=default, ...)")
         args = ", ".join(f"p[{i}]" for i in range(len(pnames)))
+        nparams = len(pnames)
+        cell = FaultCell("augmentation", name,
+                         lambda a, b, c, d, e, k: f(a.copy(), np.zeros_like(a), c.copy(), *d[:nparams]),
+                         lambda a, b, c, d, e, k: {"row": a, "z": c, **dict(zip(pnames, d[:nparams].tolist()))})
+        # on a fault: the augmented row is NaN, so the loss and the replica become non-finite at that step
         compiled = _compile(f, f"""
             def _wrapper(rp, m, zp, op, pp, npar):
                 p = carray(pp, (npar,))
-                _user(carray(rp, (m,)), carray(op, (m,)), carray(zp, (m,)){", " if pnames else ""}{args})
-            """, AUGMENT_SIG, "augmentation")
+                out = carray(op, (m,))
+                if not _try(_user, (carray(rp, (m,)), out, carray(zp, (m,)){", " if pnames else ""}{args})):
+                    for j in range(m):
+                        out[j] = np.nan
+                    _note(_NOTE, (_CELL, rp, m, 1, rp, 0, zp, m, pp, npar, 0.0, 0))
+            """, AUGMENT_SIG, "augmentation", cell)
         nn = None if n_normals is None else check_int("n_normals", n_normals, f"augmentation {name!r}", ge=0)
 
         def make(**kwargs: Any) -> AugmentFunction:
             values = _values(name, pnames, defaults, kwargs, "augmentation")
-            return AugmentFunction(name, compiled, tuple(values[k] for k in pnames), tuple(pnames), nn)
+            return AugmentFunction(name, compiled, tuple(values[k] for k in pnames), tuple(pnames), nn, cell)
 
         make.__name__ = name
         make.__doc__ = f.__doc__

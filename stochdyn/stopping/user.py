@@ -7,8 +7,10 @@ import textwrap
 from typing import Any, Callable
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
+from .. import _faults
+from .._faults import FaultCell, UserCodeError, guard, wrapper_globals
 from .._validation import ValidationError, check_int, check_real
 from ..landscapes.user import _numba_reason
 from . import _compiled as _c
@@ -81,15 +83,26 @@ def _make_rule_class(f: Callable, fixed_dim: int | None, needs_energy: bool, che
         raise ValidationError(f"A stopping rule cannot be named {name!r}: that is a built-in rule.")
 
     call_args = ", ".join(f"th[{i}]" for i in range(len(pnames)))
+    np_ = len(pnames)
+    cell = FaultCell("stopping rule", name, lambda a, b, c, d, e, k: f(a.reshape(-1, k), e, *c[:np_]),
+                     lambda a, b, c, d, e, k: {"x": a.reshape(-1, k), **({} if e != e else {"energy": e}),
+                                               **dict(zip(pnames, c[:np_].tolist()))})
+    # the user function with bounds checks, through try_call: on an exception (an out-of-range index
+    # included) the rule "holds", which freezes the replica at that step, and the fault is counted in
+    # ``cell`` so that the run stops with UserCodeError naming it (see stochdyn/_faults.py)
     src = textwrap.dedent(
         f"""
         def _rule(xp, n, d, e, tp, nt, ap, na, wp, nw):
             x = carray(xp, (n, d))
             th = carray(tp, (nt,))
-            return 1 if _user(x, e{", " if pnames else ""}{call_args}) else 0
+            ok, hit = _try(_user, (x, e{", " if pnames else ""}{call_args}))
+            if ok:
+                return 1 if hit else 0
+            _note(_NOTE, (_CELL, xp, n * d, 1, xp, 0, tp, nt, tp, 0, e, d))
+            return 1
         """
     )
-    namespace: dict[str, Any] = {"carray": carray, "_user": njit(f)}
+    namespace: dict[str, Any] = {**wrapper_globals(cell), "_user": njit(boundscheck=_faults.BOUNDSCHECK)(f)}
     exec(src, namespace)
     try:
         compiled = cfunc(_c.RULE_SIG)(namespace["_rule"])
@@ -115,6 +128,9 @@ def _make_rule_class(f: Callable, fixed_dim: int | None, needs_energy: bool, che
         if fixed_dim is not None and d != fixed_dim:
             raise ValidationError(f"Stopping rule {name!r} is written for dimension {fixed_dim}; the run's state has "
                                   f"dimension {d}.")
+        if checked is not None and d not in checked:  # the definition check, at the run's dimension
+            _definition_check(self, d)
+            checked.add(d)
 
     def holds(self, x: Any, energy: Any = None, target: Any = None) -> np.ndarray:
         rows = as_rows(x)
@@ -134,27 +150,40 @@ def _make_rule_class(f: Callable, fixed_dim: int | None, needs_energy: bool, che
         "holds": holds, "_part": _part, "__reduce__": __reduce__, "needs_energy": bool(needs_energy),
         "__doc__": f.__doc__ or f"User stopping rule {name!r} (parameters: {', '.join(pnames) or 'none'}).",
         "__module__": getattr(f, "__module__", __name__), "param_names": tuple(pnames), "defaults": dict(defaults),
-        "python_function": staticmethod(f), "compiled": compiled,
+        "python_function": staticmethod(f), "compiled": compiled, "fault_cell": cell,
     })
+    # dims already checked (None: no check); a fixed dimension (or 2) is checked here, any other when a run uses it
+    checked: set[int] | None = None
     if check:
-        probe = cls()
         d = fixed_dim or 2
-        rng = np.random.default_rng(20260512)
-        for n in (1, 3):
-            x = rng.normal(size=(2, n, d))
-            try:
-                got = probe.compile(dim=d).evaluate(x, np.zeros(2))
-                want = probe.reference(x, np.zeros(2))
-            except ValidationError:
-                raise
-            except Exception as exc:
-                raise ValidationError(f"Stopping rule {name!r} failed when evaluated on a test state of shape "
-                                      f"({n}, {d}): {_numba_reason(exc)}") from None
-            if not np.array_equal(got, want):
-                raise ValidationError(f"Stopping rule {name!r} gives different answers compiled and in Python on a "
-                                      f"test state: {got.tolist()} vs {want.tolist()}.")
+        _definition_check(cls(), d)
+        checked = {d}
     RULES[name] = cls
     return cls
+
+
+def _definition_check(probe: Any, d: int) -> None:
+    """The rule compiles, runs without raising and agrees with its Python function on test states of one and
+    three rows of dimension ``d`` (energies 0)."""
+    name = type(probe).__name__
+    rng = np.random.default_rng(20260512)
+    for n in (1, 3):
+        x = rng.normal(size=(2, n, d))
+        try:
+            with guard(probe.fault_cell):
+                got = probe.compile(dim=d).evaluate(x, np.zeros(2))
+            want = probe.reference(x, np.zeros(2))
+        except UserCodeError as exc:
+            raise ValidationError(f"{exc.what} in its definition check (test states of shape ({n}, {d})): it must run "
+                                  "on every state without raising.") from None
+        except ValidationError:
+            raise
+        except Exception as exc:
+            raise ValidationError(f"Stopping rule {name!r} failed when evaluated on a test state of shape "
+                                  f"({n}, {d}): {_numba_reason(exc)}") from None
+        if not np.array_equal(got, want):
+            raise ValidationError(f"Stopping rule {name!r} gives different answers compiled and in Python on a "
+                                  f"test state: {got.tolist()} vs {want.tolist()}.")
 
 
 def _rebuild(f: Callable, fixed_dim: int | None, needs_energy: bool, params: dict[str, float]) -> Rule:
