@@ -1,4 +1,8 @@
-"""Hitting times of runs that stop: one mutant until it fixes or is lost, against the exact chain.
+"""
+Survival of runs that stop
+==========================
+
+Hitting times of runs that stop: one mutant until it fixes or is lost, against the exact chain.
 
 3000 Wright–Fisher populations (N = 50, one mutant of relative fitness 1.1) run until absorption
 (``until=sd.stopping.Fixation()``, checked every generation): the Kaplan–Meier survival of "not yet

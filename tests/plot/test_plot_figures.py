@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 
 import stochdyn as sd  # noqa: E402
 from plot_data import (double_well_run, loss_runs, passages, population_run, relaxing_run,  # noqa: E402
-                       temperature_estimates)
+                       stopped_run, temperature_estimates)
 
 UNITS = re.compile(r"\S.*\[[^\]]+\]$")
 
@@ -52,6 +52,9 @@ def _figures():
         "autocorrelation": lambda: sd.plot.autocorrelation(
             sd.analysis.autocorrelation(relaxing_run().isel(time=slice(60, None)), max_lag=20).isel(dim=0),
             theory=lambda t: 0.95 ** (t / 0.1)),
+        "survival_vs_theory": lambda: sd.plot.survival_vs_theory(stopped_run(), lambda t: np.exp(-0.5 * t)),
+        "survival_vs_theory_linear": lambda: sd.plot.survival_vs_theory(sd.analysis.hitting_times(stopped_run()),
+                                                                        log=False, label="exponential times"),
     }
 
 
