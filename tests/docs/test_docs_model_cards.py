@@ -5,6 +5,11 @@ Each card runs here with fewer replicas (1/8, at least 8) and otherwise its own 
 replicas; only the standard error grows). A check passes within 4.5 standard errors: with about 20
 checks of independent runs, a correct card fails with probability < 2e-4; the tests of the theory
 themselves (tests/evolution, tests/sgd, test_langevin_theory) resolve much smaller errors.
+
+An [expected] key with a suffix ``__label`` (``mean_hitting_time__kramers``) is a value printed beside
+the check for comparison — an approximation such as Kramers' or Kimura's, which the card's comment
+says may be far off — so it must be printed but is not held to the run. A card may go without an
+[expected] table only where no exact theory exists; it is named below with the reason.
 """
 
 import re
@@ -17,12 +22,17 @@ from stochdyn.spec import format_estimate, load_spec, observable, parse_spec, ru
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 CARDS = sorted(p for p in MODELS.glob("*.toml") if load_spec(p).sweep is None)
+#: cards without exact theory, and why (each still prints its outcome)
+NO_THEORY = {"cmaes_time_to_target.toml": "no exact theory of CMA-ES's time to target; the card records it"}
+LABEL = re.compile(r"^.*?__\w+$")
 
 
 def test_every_card_has_expected_values():
     assert CARDS
-    missing = [p.name for p in CARDS if not load_spec(p).expected]
+    missing = [p.name for p in CARDS if not load_spec(p).expected and p.name not in NO_THEORY]
     assert not missing, f"model cards without an [expected] table: {missing}"
+    stale = [name for name in NO_THEORY if not (MODELS / name).exists() or load_spec(MODELS / name).expected]
+    assert not stale, f"NO_THEORY names cards that are gone or now have [expected] values: {stale}"
 
 
 @pytest.mark.parametrize("card", CARDS, ids=lambda p: p.stem)
@@ -35,12 +45,16 @@ def test_card_prints_outcome_and_passes_its_checks(card):
     ds = run_spec(spec, progress=False)
     text = summarize(ds, spec.expected)
     assert "final " in text and "over replicas" in text, text  # the outcome
+    if card.name in NO_THEORY:
+        return
     assert "checks against the model card" in text
     for key, value in spec.expected.items():
+        assert key in text
+        if LABEL.match(key):  # printed for comparison only
+            continue
         sim, se = observable(ds, key)
         assert se > 0, key
         assert abs(sim - value) <= 4.5 * se, f"{card.name}: {key} = {format_estimate(sim, se)}, expected {value}"
-        assert key in text
 
 
 def test_sweep_card_ships_and_runs(tmp_path):
