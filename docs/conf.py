@@ -150,7 +150,7 @@ html_theme_options = {
     "header_links_before_dropdown": 6,
 }
 # no left sidebar on pages without sub-pages (it would be an empty "Section Navigation")
-html_sidebars = {page: [] for page in ("index", "getting-started", "sgd-as-langevin", "evolution", "analysis", "scale",
+html_sidebars = {page: [] for page in ("index", "getting-started", "sgd-as-langevin", "evolution", "analysis", "rare-events", "scale",
                                        "teaching", "design", "studies/index")}
 html_show_sourcelink = False
 html_last_updated_fmt = None
