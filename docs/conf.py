@@ -158,6 +158,14 @@ html_last_updated_fmt = None
 
 def setup(app):
     api_pages.write(DOCS / "api", stochdyn)
+    docs = api_pages.data_docs(stochdyn)
+
+    def data_doc(app, what, name, obj, options, lines):
+        if what == "data" and name in docs:
+            lines[:] = docs[name] + [""]
+
+    app.connect("autodoc-process-docstring", data_doc)
+    app.set_html_assets_policy("always")  # MathJax on every page: autosummary tables carry math too
     studies_pages.write(DOCS / "studies", ROOT / "analyses")
     app.connect("source-read", studies_pages.link_readmes)
     return {"parallel_read_safe": True}
