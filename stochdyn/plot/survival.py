@@ -9,7 +9,7 @@ import xarray as xr
 
 from .._validation import ValidationError
 from ..analysis.absorption import hitting_times
-from ._util import axis_label, get_ax, log_axis
+from ._util import COUNT_UNITS, _counts, axis_label, get_ax, log_axis
 
 __all__ = ["survival_vs_theory"]
 
@@ -81,7 +81,10 @@ def survival_vs_theory(data: Any, theory: Any = None, *, log: bool = True, label
         positive = S[S > 0]
         log_axis(ax, positive if positive.size else np.array([1e-3]))
     ax.set_xlim(0.0, horizon)
-    ax.set_xlabel(axis_label(ht["duration"].attrs.get("long_name", "hitting time"), units))
+    # a run counted in generations or steps says so ("hitting time in generations [count]")
+    clock = data["time"].attrs.get("long_name", "time") if isinstance(data, xr.Dataset) and "time" in data.coords else "time"
+    name = ht["duration"].attrs.get("long_name", "hitting time")
+    ax.set_xlabel(f"{name} in {clock}s [{COUNT_UNITS}]" if _counts(clock) else axis_label(name, units))
     ax.set_ylabel(axis_label("survival probability", "dimensionless"))
     ax.legend(loc="upper right", fontsize="small")  # the curves fall from the top left
     return ax

@@ -161,3 +161,10 @@ def test_landscape_maps_are_drawn_to_scale_and_resolve_the_explored_range():
     (cs,) = [c for c in ax.collections if hasattr(c, "levels") and len(c.levels) > 2][:1]
     umin = cs.levels.min()
     assert np.isclose(cs.levels.max(), umin + 10 * 0.5) and cs.levels.max() < top_default
+
+
+def test_survival_axis_says_generations_for_a_run_counted_in_generations():
+    ds = stopped_run()
+    assert sd.plot.survival_vs_theory(ds).get_xlabel() == "hitting time [a.u.]"
+    ds["time"].attrs["long_name"] = "generation"
+    assert sd.plot.survival_vs_theory(ds).get_xlabel() == "hitting time in generations [count]"
