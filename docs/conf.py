@@ -64,6 +64,18 @@ nb_execution_timeout = 300
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
+try:
+    # the lab kernels get CurveZMQ keys from their manager (ipykernel's kernelspec declares support): no
+    # plain-text TCP, and no "[IPKernelApp] WARNING | Kernel is running over TCP without encryption" lines
+    # in the build log. myst-nb has no option for its kernel manager, so the class default is set; where
+    # libzmq lacks Curve the lines stay, and they cannot fail the build (they are not Sphinx warnings).
+    import zmq
+    from jupyter_client.manager import KernelManager
+
+    if zmq.has("curve") and hasattr(KernelManager, "transport_encryption"):
+        KernelManager.transport_encryption.default_value = "auto"
+except ImportError:  # no notebook execution without the docs extra
+    pass
 
 # -- API reference ----------------------------------------------------------------------------------
 autosummary_generate = True
@@ -138,7 +150,7 @@ html_theme_options = {
     "header_links_before_dropdown": 6,
 }
 # no left sidebar on pages without sub-pages (it would be an empty "Section Navigation")
-html_sidebars = {page: [] for page in ("index", "getting-started", "sgd-as-langevin", "evolution", "analysis", "scale",
+html_sidebars = {page: [] for page in ("index", "getting-started", "sgd-as-langevin", "evolution", "analysis", "rare-events", "scale",
                                        "teaching", "design", "studies/index")}
 html_show_sourcelink = False
 html_last_updated_fmt = None
@@ -146,6 +158,14 @@ html_last_updated_fmt = None
 
 def setup(app):
     api_pages.write(DOCS / "api", stochdyn)
+    docs = api_pages.data_docs(stochdyn)
+
+    def data_doc(app, what, name, obj, options, lines):
+        if what == "data" and name in docs:
+            lines[:] = docs[name] + [""]
+
+    app.connect("autodoc-process-docstring", data_doc)
+    app.set_html_assets_policy("always")  # MathJax on every page: autosummary tables carry math too
     studies_pages.write(DOCS / "studies", ROOT / "analyses")
     app.connect("source-read", studies_pages.link_readmes)
     return {"parallel_read_safe": True}

@@ -81,3 +81,47 @@ def write(out: Path, package) -> list[str]:
     if not (out / "index.rst").exists() or (out / "index.rst").read_text() != text:
         (out / "index.rst").write_text(text)
     return documented
+
+
+def data_docs(package) -> dict[str, list[str]]:
+    """``{public name: lines}``: the ``#:`` doc-comment of each public data object (registries,
+    signatures, palettes), read from the module that assigns it.
+
+    Autodoc reads doc-comments only in the module a page names, where these objects are merely
+    imported, and would otherwise show the docstring of their type ("dict() -> new empty dictionary").
+    """
+    import pkgutil
+
+    from sphinx.pycode import ModuleAnalyzer
+
+    public: dict[int, list[str]] = {}
+    for modname, _, _ in MODULES:
+        mod = importlib.import_module(modname)
+        for n in getattr(mod, "__all__", []):
+            obj = getattr(mod, n)
+            if _kind(obj) == "data" and not inspect.ismodule(obj):
+                public.setdefault(id(obj), []).append(f"{modname}.{n}")
+    found: dict[str, list[str]] = {}
+    names = [package.__name__] + [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
+                                  if not m.name.endswith("__main__")]
+    for name in names:
+        try:
+            mod = importlib.import_module(name)
+            docs = ModuleAnalyzer.for_module(name).find_attr_docs()
+        except Exception:  # a module without source, or one that needs an optional dependency
+            continue
+        for (namespace, attr), lines in docs.items():
+            obj = vars(mod).get(attr, _MISSING)
+            if namespace == "" and obj is not _MISSING and id(obj) in public:
+                for full in public[id(obj)]:
+                    found.setdefault(full, [line for line in lines if line.strip()] or list(lines))
+    for modname, _, _ in MODULES:  # compiled functions held lazily: the docstring of their Python function
+        mod = importlib.import_module(modname)
+        for n in getattr(mod, "__all__", []):
+            doc = inspect.getdoc(getattr(getattr(mod, n), "pyfunc", None))
+            if f"{modname}.{n}" in public.get(id(getattr(mod, n)), []) and doc:
+                found.setdefault(f"{modname}.{n}", doc.splitlines())
+    return found
+
+
+_MISSING = object()

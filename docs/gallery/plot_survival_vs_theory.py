@@ -1,4 +1,8 @@
-"""Hitting times of runs that stop: one mutant until it fixes or is lost, against the exact chain.
+"""
+Survival of runs that stop
+==========================
+
+Hitting times of runs that stop: one mutant until it fixes or is lost, against the exact chain.
 
 3000 Wright–Fisher populations (N = 50, one mutant of relative fitness 1.1) run until absorption
 (``until=sd.stopping.Fixation()``, checked every generation): the Kaplan–Meier survival of "not yet
@@ -15,8 +19,9 @@ sd.plot.use_style("paper")
 N, R = 50, 3000
 x0 = np.zeros((R, N, 1))
 x0[:, 0, 0] = 1.0  # one mutant in every population
-ds = sd.simulate(sd.WrightFisher(population_size=N, mutation_rate=0.0), sd.fitness.MultiplicativeFitness([[0.0, 0.1]]),
-                 x0, n_replicas=R, n_steps=150, record_every=150, rng=12, until=sd.stopping.Fixation())
+ds = sd.simulate(sd.WrightFisher(population_size=N, mutation_rate=0.0),
+                 sd.fitness.MultiplicativeFitness([[0.0, 0.1]]), x0, n_replicas=R,
+                 n_steps=150, record_every=150, rng=12, until=sd.stopping.Fixation())
 t = np.arange(0, 151)
 exact = sd.theory.absorption_times(N, 1.1, 1, generations=t)
 ax = sd.plot.survival_vs_theory(ds, {"exact Wright–Fisher chain": (t, exact["survival"])})

@@ -29,6 +29,7 @@ from .._version import __version__
 
 __all__ = ["build_dataset", "run_attrs", "run_info", "step_times", "cf_units", "DIM_NAMES"]
 
+#: the dimension names of a run's Dataset (code and checks address dimensions by name, never by position)
 DIM_NAMES = ("replica", "time", "dim", "individual")
 _INDEX_NAMES = {"dim": "coordinate index", "individual": "individual index"}
 #: unit words that are counts, not UDUNITS units: stored as "1" (the word stays in the long name)

@@ -613,6 +613,16 @@ def _sharp_flat_block(xp, gp, vp, n, d, tp, nt):
         v[r] = _sharp_flat_row(x[r], g[r], th)
 
 
+@lazy_columns_cfunc
+def _sharp_flat_columns(xp, gp, vp, n, d, ld, tp, nt):
+    x = carray(xp, (d, ld))
+    g = carray(gp, (d, ld))
+    v = carray(vp, (n,))
+    th = carray(tp, (nt,))
+    for r in range(n):
+        v[r] = _sharp_flat_row(x[:, r], g[:, r], th)
+
+
 def _sharp_flat_barrier(kappa: float) -> tuple[float, float]:
     r"""``(M, s*)``: the maximum of :math:`(s^2-1)^2 e^{\kappa\tanh s}` on (-1, 1) and where it is: the root of
     :math:`4s + \kappa(s^2-1)(1-\tanh^2 s)` (the derivative over :math:`(s^2-1)e^{\kappa\tanh s}`; -4 at -1, +4 at 1),
@@ -657,6 +667,7 @@ class SharpFlat(Landscape):
     """
 
     _block = _sharp_flat_block
+    _columns = _sharp_flat_columns
 
     def __init__(self, dim: int = 1, curvature_flat: float = 1.0, curvature_sharp: float = 9.0, barrier: float = 1.0,
                  stiffness: float = 1.0):

@@ -9,7 +9,7 @@ import xarray as xr
 
 from .._validation import ValidationError
 from ..analysis.absorption import hitting_times
-from ._util import axis_label, get_ax, log_axis
+from ._util import COUNT_UNITS, _counts, axis_label, get_ax, log_axis
 
 __all__ = ["survival_vs_theory"]
 
@@ -30,12 +30,30 @@ def survival_vs_theory(data: Any, theory: Any = None, *, log: bool = True, label
                        ax: Any = None) -> Any:
     r"""Kaplan–Meier survival :math:`P(T > t)` of the hitting times of a run made with ``until=``, against theory.
 
-    ``data`` is the run's Dataset or the output of :func:`stochdyn.analysis.hitting_times`. Drawn: the
-    Kaplan–Meier steps with their log-log confidence band, the end of the run (where the unfinished
-    replicas are censored; their number is in the legend), and each ``theory`` — a function
-    :math:`S(t)`, a pair ``(times, survival)`` (e.g. from :func:`stochdyn.theory.absorption_times`), or a
-    mapping ``{label: theory}`` for several. Logarithmic y by default, where an exponential tail is a
-    straight line (the assumption behind the mean hitting time of censored runs). Returns the Axes.
+    Drawn: the Kaplan–Meier steps :math:`\hat S(t) = \prod_{t_i \le t} (1 - d_i / n_i)` (Kaplan & Meier
+    1958, J. Am. Stat. Assoc. 53, 457) with their log-log confidence band, the end of the run (where the
+    unfinished replicas are censored; their number is in the legend), and each theory. Logarithmic y by
+    default, where an exponential tail is a straight line (the assumption behind the mean hitting time
+    of censored runs, :func:`stochdyn.analysis.censored_mean`).
+
+    Parameters
+    ----------
+    data : Dataset
+        The Dataset of a run made with ``sd.simulate(..., until=RULE)``, or the output of
+        :func:`stochdyn.analysis.hitting_times` for it.
+    theory : callable, tuple or mapping, optional
+        A function :math:`S(t)` of an array of times, a pair ``(times, survival)`` (e.g. from
+        :func:`stochdyn.theory.absorption_times`), or a mapping ``{label: theory}`` for several.
+    log : bool, default True
+        Logarithmic y axis.
+    label : str, optional
+        Legend label of the simulation (default "simulation (Kaplan–Meier)").
+    ax : Axes, optional
+        Axes to draw on (default: a new figure).
+
+    Returns
+    -------
+    Axes
     """
     ht = data if isinstance(data, xr.Dataset) and "survival" in data else hitting_times(data)
     ax = get_ax(ax)
@@ -63,7 +81,10 @@ def survival_vs_theory(data: Any, theory: Any = None, *, log: bool = True, label
         positive = S[S > 0]
         log_axis(ax, positive if positive.size else np.array([1e-3]))
     ax.set_xlim(0.0, horizon)
-    ax.set_xlabel(axis_label(ht["duration"].attrs.get("long_name", "hitting time"), units))
+    # a run counted in generations or steps says so ("hitting time in generations [count]")
+    clock = data["time"].attrs.get("long_name", "time") if isinstance(data, xr.Dataset) and "time" in data.coords else "time"
+    name = ht["duration"].attrs.get("long_name", "hitting time")
+    ax.set_xlabel(f"{name} in {clock}s [{COUNT_UNITS}]" if _counts(clock) else axis_label(name, units))
     ax.set_ylabel(axis_label("survival probability", "dimensionless"))
-    ax.legend(loc="best", fontsize="small")
+    ax.legend(loc="upper right", fontsize="small")  # the curves fall from the top left
     return ax

@@ -137,6 +137,7 @@ def redundant(data: Data, k: int) -> Data:
     return _generated(X, y, labels, {"generator": "redundant", "k": k, "base": data.source})
 
 
+#: name -> data generator, for problems described by generator and seed in specs and Dataset attributes
 GENERATORS: dict[str, Callable[..., Data]] = {
     "gaussian_regression": gaussian_regression,
     "imbalanced_classes": imbalanced_classes,

@@ -22,6 +22,7 @@ from ._core import seed_streams
 
 __all__ = ["StreamKey", "stream_key", "seed_sequence_from_attrs", "RngLike"]
 
+#: what ``rng=`` accepts (SPEC 7): an int, a SeedSequence, a Generator, or None (fresh entropy, recorded)
 RngLike = int | np.random.SeedSequence | np.random.Generator | None
 
 

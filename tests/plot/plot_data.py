@@ -104,3 +104,18 @@ def es_run(seed: int = 6) -> xr.Dataset:
                              {"long_name": "mean of the search distribution", "units": "1"})},
         coords={"replica": np.arange(30), "time": ("time", g.astype(float), {"long_name": "generation", "units": "generation"}),
                 "step": ("time", g), "dim": np.arange(2)})
+
+
+def stopped_run(seed: int = 7) -> xr.Dataset:
+    """A run made with ``until=``: exponential hitting times (rate 0.5, time step 0.1), censored at t = 6,
+    with the variables ``stopped``, ``stop_step`` and ``stop_time`` that sd.simulate records."""
+    t = np.round(np.random.default_rng(seed).exponential(2.0, 400), 1)
+    horizon = 6.0
+    stopped = t <= horizon
+    step = np.where(stopped, np.rint(t / 0.1), -1).astype(np.int64)
+    times = np.array([0.0, 3.0, horizon])
+    return xr.Dataset(
+        {"stopped": ("replica", stopped), "stop_step": ("replica", step),
+         "stop_time": ("replica", np.where(stopped, t, np.nan), {"long_name": "stop time", "units": "1"})},
+        coords={"replica": np.arange(t.size), "time": ("time", times, {"long_name": "time", "units": "1"}),
+                "step": ("time", np.rint(times / 0.1).astype(np.int64))})

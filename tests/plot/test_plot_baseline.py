@@ -17,12 +17,13 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.testing.compare import compare_images  # noqa: E402
 
 import stochdyn as sd  # noqa: E402
 from plot_data import (double_well_run, es_run, loss_runs, passages, population_run, relaxing_run,  # noqa: E402
-                       temperature_estimates)
+                       stopped_run, temperature_estimates)
 
 BASELINE = Path(__file__).with_name("baseline")
 UPDATE = os.environ.get("STOCHDYN_UPDATE_BASELINES") == "1"
@@ -61,6 +62,9 @@ CASES = {
         sd.analysis.autocorrelation(relaxing_run().isel(time=slice(60, None)), max_lag=20).isel(dim=0),
         theory=lambda t: 0.95 ** (t / 0.1)),
     "animate_ensemble_first_frame": _animation_first_frame,
+    "survival_vs_theory": lambda tmp: sd.plot.survival_vs_theory(
+        stopped_run(), {"exponential, rate 1/2": lambda t: np.exp(-0.5 * t),
+                        "rate 0.45 (pairs)": (np.linspace(0, 6, 7), np.exp(-0.45 * np.linspace(0, 6, 7)))}),
 }
 
 

@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 
 import stochdyn as sd  # noqa: E402
 from plot_data import (double_well_run, loss_runs, passages, population_run, relaxing_run,  # noqa: E402
-                       temperature_estimates)
+                       stopped_run, temperature_estimates)
 
 UNITS = re.compile(r"\S.*\[[^\]]+\]$")
 
@@ -52,6 +52,9 @@ def _figures():
         "autocorrelation": lambda: sd.plot.autocorrelation(
             sd.analysis.autocorrelation(relaxing_run().isel(time=slice(60, None)), max_lag=20).isel(dim=0),
             theory=lambda t: 0.95 ** (t / 0.1)),
+        "survival_vs_theory": lambda: sd.plot.survival_vs_theory(stopped_run(), lambda t: np.exp(-0.5 * t)),
+        "survival_vs_theory_linear": lambda: sd.plot.survival_vs_theory(sd.analysis.hitting_times(stopped_run()),
+                                                                        log=False, label="exponential times"),
     }
 
 
@@ -158,3 +161,10 @@ def test_landscape_maps_are_drawn_to_scale_and_resolve_the_explored_range():
     (cs,) = [c for c in ax.collections if hasattr(c, "levels") and len(c.levels) > 2][:1]
     umin = cs.levels.min()
     assert np.isclose(cs.levels.max(), umin + 10 * 0.5) and cs.levels.max() < top_default
+
+
+def test_survival_axis_says_generations_for_a_run_counted_in_generations():
+    ds = stopped_run()
+    assert sd.plot.survival_vs_theory(ds).get_xlabel() == "hitting time [a.u.]"
+    ds["time"].attrs["long_name"] = "generation"
+    assert sd.plot.survival_vs_theory(ds).get_xlabel() == "hitting time in generations [count]"
