@@ -174,7 +174,8 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path):
     """Promise: SIGKILL at a random moment (from the start of the call, so before the store exists,
     before the first checkpoint, or mid-run) never loses the run; `open_dataset` on an unfinished
     store shows only complete records, and resume is bit-identical. The kill times are uniform over
-    the duration of an uninterrupted child run measured first, so they land whatever the load."""
+    the duration of an uninterrupted child run measured first, so they land whatever the load; a
+    fourth kill waits for the first checkpoint with records, so one kill surely lands mid-run."""
     kw = dict(x0=[-1.0, 0.0], n_replicas=1000, n_steps=6000, record_every=100, rng=77)
     reference = sd.simulate(INTEG, LAND, **kw)
 
@@ -188,10 +189,20 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path):
     duration = time.monotonic() - t0
     rnd = random.Random(20261128)
     landed = []
-    for trial in range(3):
+    for trial in range(4):
         store = tmp_path / f"killed-{trial}.zarr"
-        child, _ = start(store)
-        time.sleep(rnd.uniform(0.0, duration))
+        child, t1 = start(store)
+        if trial < 3:  # at a random moment
+            time.sleep(rnd.uniform(0.0, duration))
+        else:  # and once surely mid-run, whatever the load: right after the first checkpoint with records
+            while child.poll() is None and time.monotonic() - t1 < 10 * duration + 60:
+                try:
+                    ck = read_checkpoint(store) if store.exists() else None
+                except DamagedStoreError:  # a checkpoint being replaced as we read it
+                    ck = None
+                if ck is not None and ck["records_complete"] > 0 and not ck["complete"]:
+                    break
+                time.sleep(0.005)
         child.send_signal(signal.SIGKILL)
         child.wait()
         ck = read_checkpoint(store) if store.exists() else None

@@ -717,7 +717,7 @@ def _draw_lanes(rng, diverged, stop_step, c0, c1, N, B, weights, uniform, idx, c
     Each replica consumes exactly what :func:`~stochdyn.random._core.randbelow` would, in the same
     order: a lane whose low word falls below N (probability N/2^32) is finished right after by the
     scalar rejection loop, from its own advanced state, before its next draw. Diverged replicas are
-    not advanced, nor are replicas stopped by a rule (``stop_step`` >= 0; None without one).
+    not advanced, nor are replicas stopped by a rule (``stop_step`` >= 0; None without a rule).
     """
     n = c1 - c0
     nn = np.uint64(N)
@@ -790,7 +790,11 @@ def sgd_problem(plain, general, lanes, batch_fn, sample_fn, data, weights, hyper
             if lanes is not None:
                 if not (stats is not None and record):
                     B = _batch_size(plan_steps, plan_sizes, None, icfg[I_B0], 0, step)
-                    _draw_lanes(rng, diverged, stop_step, c0, c1, N, B, weights, lanes, lane_idx, lane_coef, lanes_u64)
+                    if until_fn is None:  # no rule: stop_step is a placeholder, not one entry per replica
+                        _draw_lanes(rng, diverged, None, c0, c1, N, B, weights, lanes, lane_idx, lane_coef, lanes_u64)
+                    else:
+                        _draw_lanes(rng, diverged, stop_step, c0, c1, N, B, weights, lanes, lane_idx, lane_coef,
+                                    lanes_u64)
                     drawn = True
             lr = _learning_rate(sched, icfg, fcfg, step)
             bc1, bc2 = _bias_corrections(sqm, fcfg, step)
