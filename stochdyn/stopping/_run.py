@@ -375,12 +375,11 @@ class StopTracker:
 
 def _full_batch_loss(problem: Any, x: np.ndarray) -> np.ndarray:
     """U(x) = sum_i w_i l_i(x) in example order for each row of ``x``: the loop the SGD kernel runs for a
-    rule (``problems._compiled.full_batch``; quadratic problems' ``value`` uses a closed form instead,
+    rule (``integrators._kernels.sgd.full_loss``; quadratic problems' ``value`` uses a closed form instead,
     which can differ in the last bits)."""
-    from ..problems._compiled import full_batch
+    from ..integrators._kernels.sgd import full_losses
 
     pts = np.ascontiguousarray(np.nan_to_num(x), dtype=np.float64)
     values = np.empty(pts.shape[0])
-    full_batch(problem.compiled, problem.rows, problem.weights, problem.hyper, pts, values, np.empty_like(pts),
-               np.empty_like(pts))
+    full_losses(problem.compiled, problem.rows, problem.weights, problem.hyper, pts, values)
     return values

@@ -625,9 +625,9 @@ def _shuffle(perm, r, s0, s1):
 
 @njit(cache=True, error_model="numpy")
 def full_loss(sample_fn, data, weights, hyper, x, r, vec):
-    """The full-batch loss U(x[r]) = sum_i w_i l_i(x[r]), summed in example order exactly as
-    :func:`stochdyn.problems._compiled.full_batch` does (what a stopping rule reads on a problem);
-    the rows ``V_EXAMPLE`` and ``V_WORK`` of replica ``r`` are scratch."""
+    """The full-batch loss U(x[r]) = sum_i w_i l_i(x[r]), summed example after example in order with
+    the per-sample function (what a stopping rule reads on a problem; :func:`full_losses` computes
+    the same outside the kernel); the rows ``V_EXAMPLE`` and ``V_WORK`` of replica ``r`` are scratch."""
     N, m = data.shape
     d = x.shape[1]
     g = r * N_VEC + V_EXAMPLE
@@ -639,6 +639,16 @@ def full_loss(sample_fn, data, weights, hyper, x, r, vec):
         acc += w * sample_fn(row_ptr(x, r), d, row_ptr(data, i), m, row_ptr(hyper, 0), hyper.shape[0], row_ptr(vec, g),
                              w, row_ptr(vec, r * N_VEC + V_WORK))
     return acc
+
+
+@njit(cache=True, error_model="numpy")
+def full_losses(sample_fn, data, weights, hyper, x, out):
+    """``out[r]`` = :func:`full_loss` of every row ``r`` of ``x``: the full-batch loss a stopping rule
+    reads, computed outside the kernel (the reference path of ``stochdyn.stopping``) with the same
+    arithmetic, so both see the same number."""
+    vec = np.zeros((x.shape[0] * N_VEC, x.shape[1]))
+    for r in range(x.shape[0]):
+        out[r] = full_loss(sample_fn, data, weights, hyper, x, r, vec)
 
 
 #: replicas per block of :func:`sgd_problem` (their draws run in SIMD lanes, step after step)
