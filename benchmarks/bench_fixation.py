@@ -13,7 +13,7 @@ The fixed-horizon cost per population is measured on a sample (``--sample`` popu
 ``--sample-steps`` generations: cost per population-generation) and multiplied by H — running 10^6 x H
 generations in full would take hours, and its cost is linear in both. Target (issue 12): per-population
 cost >= 10x lower until absorption. The estimate is printed against the exact chain and Kimura's
-diffusion value. Memory: about 5 GB for 10^6 populations (state, offspring and alias tables); use
+diffusion value. Memory: about 9 GB peak for 10^6 populations (9.2 GB measured: state, offspring and alias tables); use
 ``--replicas`` on a smaller machine. The machine is shared: read the ratio, not the seconds.
 
     python benchmarks/bench_fixation.py [--replicas 1000000] [--sample 20000] [--sample-steps 200] [--repeat 1]

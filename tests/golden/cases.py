@@ -10,7 +10,9 @@ unchanged (no names: all cases, e.g. for a new file).
 Changes so far: ``wf_continuous`` and ``wf_genotypes`` (issue 11, evofast): Wright–Fisher draws each
 parent from one 64-bit number per trial, by rejection against the largest fitness or by the alias
 method (see ``stochdyn/random/_discrete.py``), instead of two numbers per parent from the alias
-method; the same law, other numbers.
+method; the same law, other numbers. ``sgld_mlp`` (issue 11, sgdfast): the one-hidden-layer loss
+evaluates ``tanh`` with stochdyn's branch-free IEEE version (``stochdyn/problems/_mathfn.py``) instead
+of libm's, which differs in the last bit for some arguments; the same function, other roundings.
 """
 
 from __future__ import annotations
