@@ -138,7 +138,8 @@ def _target_registry(tname: str) -> dict[str, type] | None:
 
 def _init_keys(cls: type) -> list[str] | None:
     """Keyword parameters of a class's constructor (``None`` if it takes ``**kwargs``)."""
-    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    # the class's own constructor (mypy warns that an instance's __init__ may be a subclass's: only read here)
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # type: ignore[misc]
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
     return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
@@ -391,7 +392,7 @@ def run_spec(spec: Spec, progress: bool | None = None, store: str | Path | None 
     run = dict(spec.run)
     seed = run.pop("seed", None)
     prog = run.pop("progress", progress)
-    extra = {} if store is None else {"store": store, "resume": resume}
+    extra: dict[str, Any] = {} if store is None else {"store": store, "resume": resume}
     if workers is not None or scheduler is not None:
         extra.update(workers=workers, scheduler=scheduler)
     if spec.until is not None:
@@ -434,10 +435,10 @@ def _parse_observable(name: str, dim: int, variables: dict[str, tuple[str, ...]]
         name, step = m.group(1), int(m.group(2))
     m = _STATE.match(name)
     if m:
-        i = int(m.group(2))
-        if i >= dim:
-            raise ValueError(f"coordinate {i} does not exist in dimension {dim}")
-        return m.group(1), i, None, step
+        coord = int(m.group(2))
+        if coord >= dim:
+            raise ValueError(f"coordinate {coord} does not exist in dimension {dim}")
+        return m.group(1), coord, None, step
     m = _VAR.match(name)
     if not m:
         raise ValueError("unknown observable; use mean_x<i>, var_x<i>, p_positive_x<i> (the state, or a "

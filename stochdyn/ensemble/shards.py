@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import time as _time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -32,6 +32,9 @@ import xarray as xr
 from .._validation import ValidationError
 from ..io.schema import run_attrs
 from ..random.streams import stream_key
+
+if TYPE_CHECKING:
+    from .sweeps import Job
 
 __all__ = ["simulate_sharded", "shard_plan", "SHARDS_SUFFIX", "MANIFEST"]
 
@@ -132,6 +135,7 @@ def simulate_sharded(integrator: Any, target: Any, x0: Any = None, *, ids: np.nd
         warn_divergence(n_div, R, int(out["diverged_step"].where(out["diverged"]).min()), integrator, target)
     if store_path is None:
         return out
+    assert shard_dir is not None  # set with store_path
     _assemble(out, store_path, plan, description)
     shutil.rmtree(shard_dir, ignore_errors=True)
     from ..io.files import open_dataset
@@ -139,7 +143,7 @@ def simulate_sharded(integrator: Any, target: Any, x0: Any = None, *, ids: np.nd
     return open_dataset(store_path, load=False)
 
 
-def _execute(jobs, mode, workers, scheduler, client, ncores):
+def _execute(jobs: list[Job], mode: str, workers: Any, scheduler: Any, client: Any, ncores: int) -> list[Any]:
     """Run the shard jobs on Dask (the cluster code of sd.sweep); returns their Datasets (None for stores)."""
     from .sweeps import _dask_client, run_jobs
 
@@ -204,10 +208,11 @@ def _finished_store(path: Path, description: dict, resume: bool) -> xr.Dataset |
     import zarr
 
     attrs = dict(zarr.open_group(str(path), mode="r").attrs)
-    if attrs.get("status") != "complete" or "shards_fingerprint" not in attrs:
+    fingerprint = attrs.get("shards_fingerprint")
+    if attrs.get("status") != "complete" or not isinstance(fingerprint, str):  # a sharded run writes it as JSON text
         raise ValidationError(f"Store {str(path)!r} was not written by a sharded run (simulate with workers=, client= "
                               "or scheduler=); resume it without them, or remove it.")
-    if json.loads(attrs["shards_fingerprint"]) != json.loads(json.dumps(description)):
+    if json.loads(fingerprint) != json.loads(json.dumps(description)):
         raise ValidationError(f"Store {str(path)!r} was written by a different run and is not resumed.")
     from ..io.files import open_dataset
 

@@ -44,7 +44,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -52,6 +52,9 @@ from .._validation import ValidationError
 from .._version import __version__
 from ..integrators.base import State, Variable
 from ..io.output import OutputError, check_free_space, make_temp_dir
+
+if TYPE_CHECKING:
+    import zarr
 
 try:  # POSIX advisory locks; elsewhere stores are not locked (documented)
     import fcntl
@@ -497,13 +500,21 @@ class ZarrRecorder:
         self.grids: dict[str, np.ndarray] = manifest["grids"]
         self.elapsed_before = elapsed
         self._group = zarr.open_group(str(path), mode="r+")
-        self._arrays = {v.name: self._group[v.name].with_config({"write_empty_chunks": True}) for v in variables}
+        self._arrays = {v.name: self._array(v.name) for v in variables}
         self._rc = {v.name: int(self._arrays[v.name].chunks[0]) for v in variables}
         self._buf = {
             v.name: np.full((n_replicas, chunk_records) + tuple(v.shape),
                             np.nan if np.dtype(v.dtype).kind == "f" else 0, dtype=v.dtype)
             for v in variables
         }
+
+    def _array(self, name: str) -> zarr.Array:
+        """The store's array ``name``, writing every chunk (also one all at the fill value)."""
+        import zarr
+
+        arr = self._group[name]
+        assert isinstance(arr, zarr.Array), f"{name!r} is a group, not an array"
+        return arr.with_config({"write_empty_chunks": True})
 
     # -- creation and resumption ----------------------------------------------------------------
     @classmethod
@@ -630,7 +641,7 @@ class ZarrRecorder:
         if static:
             ds = template()
             for name in sorted(static):
-                arr = self._group[name].with_config({"write_empty_chunks": True})
+                arr = self._array(name)
                 self._write(lambda: arr.__setitem__(Ellipsis, ds[name].values), f"array {name!r}")
                 for rel in self.files:
                     if rel.startswith(f"{name}/c/"):
@@ -700,7 +711,7 @@ class ZarrRecorder:
 
         def write() -> None:
             for name, values in finals.items():
-                self._group[name].with_config({"write_empty_chunks": True})[:] = values
+                self._array(name)[:] = values
             self._group.attrs.update({**attrs, "elapsed_seconds": self.elapsed_before + elapsed, "status": "complete"})
             _consolidate(self.path)
 

@@ -17,7 +17,8 @@ import shutil
 import time as _time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from types import FrameType
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -53,17 +54,17 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def sweep_points(grid: dict[str, Sequence[Any]] | None = None,
+def sweep_points(grid: Mapping[str, Sequence[Any]] | None = None,
                  points: Sequence[dict[str, Any]] | None = None) -> tuple[list[str], list[list[Any]], list[dict[str, Any]]]:
     """Enumerate a sweep: ``(dims, coords, points)``.
 
-    ``grid`` (dict of value lists) gives the Cartesian product in C order with one dimension per
+    ``grid`` (a dict, or any mapping, of value lists) gives the Cartesian product in C order with one dimension per
     key; ``points`` (a list of dicts with the same keys) gives one dimension ``point``.
     """
     if (grid is None) == (points is None):
         raise ValidationError("sweep needs exactly one of 'grid' (dict of value lists) or 'points' (list of dicts).")
     if grid is not None:
-        if not isinstance(grid, dict) or not grid:
+        if not isinstance(grid, Mapping) or not grid:
             raise ValidationError(f"The 'grid' parameter of sweep must be a non-empty dict of value lists. Got {grid!r}.")
         keys = list(grid)
         values = []
@@ -105,7 +106,8 @@ def _point_name(point: dict[str, Any]) -> str:
 
 def _apply(integrator: Integrator, target: Any, point: dict[str, Any]) -> tuple[Integrator, Any]:
     """The integrator and target of one point (validated by their constructors)."""
-    integ_changes, target_changes = {}, {}
+    integ_changes: dict[str, Any] = {}
+    target_changes: dict[str, Any] = {}
     for k, v in point.items():
         where, name = _split_key(k)
         (integ_changes if where == "integrator" else target_changes)[name] = v
@@ -139,11 +141,17 @@ def _apply(integrator: Integrator, target: Any, point: dict[str, Any]) -> tuple[
 
 
 # -- running one point ---------------------------------------------------------------------------
-def _run_point(integrator, target, x0, run, ss, store, resume, threads):
+#: one ``simulate`` run of a sweep point or a shard: ``(integrator, target, x0, run arguments, seed
+#: sequence, store or None, resume)``
+Job = tuple[Integrator, Any, Any, dict[str, Any], Any, Path | None, bool]
+
+
+def _run_point(integrator: Integrator, target: Any, x0: Any, run: dict[str, Any], ss: Any, store: Path | None,
+               resume: bool, threads: int | None) -> xr.Dataset | None:
     import numba
 
     if threads:
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]  # set at import
     ds = simulate(integrator, target, x0, rng=ss, store=store, resume=resume, progress=False, **run)
     if store is not None:
         return None
@@ -209,7 +217,7 @@ def sweep(
     target: Any,
     x0: Any = None,
     *,
-    grid: dict[str, Sequence[Any]] | None = None,
+    grid: Mapping[str, Sequence[Any]] | None = None,
     points: Sequence[dict[str, Any]] | None = None,
     n_replicas: int,
     n_steps: int,
@@ -228,7 +236,7 @@ def sweep(
     ----------
     integrator, target, x0
         The base run, as for :func:`stochdyn.simulate`.
-    grid : dict, optional
+    grid : dict (or any mapping), optional
         ``{"integrator.temperature": [0.1, 0.2], "target.barrier": [1, 2]}``: the Cartesian product,
         one Dataset dimension per key (named after the parameter; ``integrator_x``/``target_x``
         if both have an ``x``), with the values as coordinates.
@@ -399,7 +407,7 @@ def _unguarded_script_call() -> bool:
     path = getattr(main, "__file__", None)
     if not path or not str(path).endswith(".py"):
         return False  # interactive session, notebook, python -c, or a console-script entry point
-    frame = sys._getframe(1)  # the script's top-level frame: where the call chain leaves module level
+    frame: FrameType | None = sys._getframe(1)  # the script's top-level frame: where the call chain leaves module level
     while frame is not None and not (frame.f_globals is vars(main) and frame.f_code.co_name == "<module>"):
         frame = frame.f_back
     if frame is None:
@@ -420,7 +428,7 @@ def _unguarded_script_call() -> bool:
 SCHEDULER_TIMEOUT = 10
 
 
-def run_jobs(cl: Any, jobs: list[tuple], ncores: int) -> list[Any]:
+def run_jobs(cl: Any, jobs: Sequence[Job], ncores: int) -> list[Any]:
     """Run ``simulate`` jobs ``(integrator, target, x0, run, seed, store, resume)`` here (``cl`` None) or
     as Dask tasks, each worker with its share of the cores; warnings raised on the workers come back
     with the results and are raised again here. Returns the Datasets (None for runs into stores)."""

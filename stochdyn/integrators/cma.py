@@ -126,11 +126,8 @@ class _Recombinant(_Strategy):
         return p
 
     def _lam_max(self, d: int) -> int:
-        lam0 = self.strategy(d)["lam"]
-        if self._restarts() == "none":
-            return lam0
-        lam = int(lam0 * self.population_growth ** self.max_restarts)
-        return lam if self.max_evaluations is None else max(lam0, min(lam, self.max_evaluations))
+        """The largest population size of a run (restarts may grow it: :class:`_Restartable`)."""
+        return self.strategy(d)["lam"]
 
     def check_target(self, target: Any) -> None:
         super().check_target(target)
@@ -189,7 +186,7 @@ class _Recombinant(_Strategy):
                    "work": np.empty((R, 4, d))}
         return State(arrays=arrays, scratch=scratch)
 
-    def record(self, target, state, out, k):
+    def record(self, target: Landscape, state: State, out: dict[str, np.ndarray], k: int) -> None:
         a = state.arrays
         out["population_mean"][:, k] = a["x"]
         out["energy"][:, k] = value_only(target, np.nan_to_num(a["x"]))
@@ -205,12 +202,11 @@ class _Recombinant(_Strategy):
             out["population_size"][:, k] = a["lam"]
 
     def _rconf(self, d: int) -> np.ndarray:
-        if self._restarts() == "none":
-            return np.zeros(6)
-        return np.array([_RESTARTS[self._restarts()], self.max_restarts, self.max_evaluations or 0,
-                         self.population_growth, self.strategy(d)["lam"], self.sigma0], dtype=np.float64)
+        """The kernel's restart configuration (none here: :class:`_Restartable`)."""
+        return np.zeros(6)
 
-    def advance(self, target, state, n_steps, record_every, out, k0, block):
+    def advance(self, target: Landscape, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray],
+                k0: int, block: int) -> None:
         a, s = state.arrays, state.scratch
         R, d = a["x"].shape
         full = self._covariance == "full"
@@ -276,6 +272,19 @@ class _Restartable(_Recombinant):
             if self.record_population:
                 raise ValidationError(f"The 'record_population' parameter of {owner} must be False with restarts="
                                       f"{self.restarts!r}: the population size changes between runs.")
+
+    def _lam_max(self, d: int) -> int:
+        lam0 = self.strategy(d)["lam"]
+        if self._restarts() == "none":
+            return lam0
+        lam = int(lam0 * self.population_growth ** self.max_restarts)
+        return lam if self.max_evaluations is None else max(lam0, min(lam, self.max_evaluations))
+
+    def _rconf(self, d: int) -> np.ndarray:
+        if self._restarts() == "none":
+            return np.zeros(6)
+        return np.array([_RESTARTS[self._restarts()], self.max_restarts, self.max_evaluations or 0,
+                         self.population_growth, self.strategy(d)["lam"], self.sigma0], dtype=np.float64)
 
 
 @register_integrator
@@ -377,4 +386,4 @@ class SepCMAES(_Restartable):
 
 
 for _cls in (CSAES, CMAES, SepCMAES):
-    _cls.__doc__ = _cls.__doc__.replace("{common}", _COMMON).replace("{restarts}", _RESTART_DOC)
+    _cls.__doc__ = (_cls.__doc__ or "").replace("{common}", _COMMON).replace("{restarts}", _RESTART_DOC)

@@ -134,7 +134,7 @@ class OnePlusOneES(_Strategy):
             scratch={"y": np.empty_like(x0), "gy": np.empty_like(x0), "uy": np.empty(R)},
         )
 
-    def record(self, target, state, out, k):
+    def record(self, target: Landscape, state: State, out: dict[str, np.ndarray], k: int) -> None:
         a = state.arrays
         out["population_mean"][:, k] = a["x"]
         out["energy"][:, k] = a["ux"]
@@ -143,7 +143,8 @@ class OnePlusOneES(_Strategy):
         out["best_energy"][:, k] = a["best"]
         out["evaluations"][:, k] = np.where(a["halted"] >= 0, a["halted"], state.step) + 1  # as the kernel counts
 
-    def advance(self, target, state, n_steps, record_every, out, k0, block):
+    def advance(self, target: Landscape, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray],
+                k0: int, block: int) -> None:
         up, down = self.factors(target.dim)
         a, s = state.arrays, state.scratch
         run_blocks(_k.one_plus_one, (target.compiled_value, target.theta, a["x"], a["ux"], a["sigma"], a["best"],
@@ -224,7 +225,7 @@ class OpenES(_Strategy):
                      "u1": np.empty((R, 1))},
         )
 
-    def record(self, target, state, out, k):
+    def record(self, target: Landscape, state: State, out: dict[str, np.ndarray], k: int) -> None:
         a = state.arrays
         out["population_mean"][:, k] = a["x"]
         out["energy"][:, k] = value_only(target, np.nan_to_num(a["x"]))
@@ -234,7 +235,8 @@ class OpenES(_Strategy):
         out["best_energy"][:, k] = a["best"]
         out["evaluations"][:, k] = 2 * self.n_pairs * np.where(a["halted"] >= 0, a["halted"], state.step)
 
-    def advance(self, target, state, n_steps, record_every, out, k0, block):
+    def advance(self, target: Landscape, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray],
+                k0: int, block: int) -> None:
         a, s = state.arrays, state.scratch
         run_blocks(_k.open_es, (target.compiled_value, target.theta, a["x"], a["v"], a["best"], a["pop_energy"],
                                 s["E"], s["X"], s["G"], s["U"], s["idx"], s["tmp"], s["ranks"], s["grad"], s["work"],
@@ -340,13 +342,15 @@ class GeneticAlgorithm(_Strategy):
         return (out["population_mean"], out["variance"], out["energy"], out["best_energy"], out["evaluations"],
                 out.get("x"))
 
-    def record(self, target, state, out, k):
+    def record(self, target: Landscape, state: State, out: dict[str, np.ndarray], k: int) -> None:
         self._run(target, state, 0, 1, out, k + 1, True)  # the kernel, asked to record only
 
-    def advance(self, target, state, n_steps, record_every, out, k0, block):
+    def advance(self, target: Landscape, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray],
+                k0: int, block: int) -> None:
         self._run(target, state, n_steps, record_every, out, k0, False)
 
-    def _run(self, target, state, n_steps, record_every, out, k0, record_first):
+    def _run(self, target: Landscape, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray], k0: int,
+             record_first: bool) -> None:
         a, s = state.arrays, state.scratch
         pm = 1.0 / target.dim if self.mutation_rate is None else self.mutation_rate
         run_blocks(_k.genetic_algorithm, (target.compiled_value, target.theta, a["x"], s["xnew"], s["G"], s["u"],

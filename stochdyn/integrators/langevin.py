@@ -74,6 +74,8 @@ def _position_variables(d: int) -> list[Variable]:
 class _Langevin(Integrator):
     family = "langevin"
     time_long_name = "time"
+    #: the time step (a field of every concrete Langevin integrator; declared here, not a field of this base)
+    dt: float
 
     def check_target(self, target: Any) -> None:
         _check_landscape(self, target)
@@ -81,7 +83,7 @@ class _Langevin(Integrator):
     def time_of_step(self, steps: np.ndarray) -> np.ndarray:
         from ..io.schema import step_times
 
-        return step_times(steps, self.dt)  # type: ignore[attr-defined]  # exact to the decimal dt as typed
+        return step_times(steps, self.dt)  # exact to the decimal dt as typed
 
     def _base_state(self, target: Landscape, x0: np.ndarray, rng: np.ndarray) -> State:
         R, d = x0.shape
@@ -91,7 +93,8 @@ class _Langevin(Integrator):
         # the kernel itself, for no steps, writing its initial state: the same compiled code
         self._run(target, state, 0, 1, out, k, True)
 
-    def advance(self, target, state, n_steps, record_every, out, k0, block):
+    def advance(self, target: Landscape, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray],
+                k0: int, block: int) -> None:
         self._run(target, state, n_steps, record_every, out, k0, False)
 
     def _run(self, target: Landscape, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray],
@@ -108,7 +111,7 @@ class _Langevin(Integrator):
 
     def divergence_hint(self, target: Any) -> str:
         return (
-            f"dt={self.dt:g} is probably too large for the landscape's stiffness "  # type: ignore[attr-defined]
+            f"dt={self.dt:g} is probably too large for the landscape's stiffness "
             "(an explicit step is stable only while dt * curvature stays below about 2; "
             "check landscape.hessian(x) where the replicas go)"
         )

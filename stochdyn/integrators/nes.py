@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -46,6 +46,8 @@ class _NES(_Strategy):
     learning_rate_mean: float = 1.0
     learning_rate_sigma: Any = None
     fitness_shaping: str = "ranks"
+    #: long name of the recorded ``sigma`` (set by each subclass)
+    _sigma_long_name: ClassVar[str]
 
     def _validate(self) -> None:
         owner = self.name
@@ -153,13 +155,14 @@ class SNES(_NES):
         arrays["sd"] = np.full(x0.shape, self.sigma0)
         return State(arrays=arrays, scratch=scratch)
 
-    def record(self, target, state, out, k):
+    def record(self, target: Landscape, state: State, out: dict[str, np.ndarray], k: int) -> None:
         self._record_common(target, state, out, k)
         sd = state.arrays["sd"]
         out["sigma"][:, k] = np.exp(np.log(sd).mean(axis=1))
         out["variance"][:, k] = sd**2
 
-    def advance(self, target, state, n_steps, record_every, out, k0, block):
+    def advance(self, target: Landscape, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray],
+                k0: int, block: int) -> None:
         a, s = state.arrays, state.scratch
         run_blocks(_k.snes, (target.compiled_value, target.theta, a["x"], a["sd"], a["best"], a["pop_energy"],
                              a["evals"], s["S"], s["X"], s["G"], s["U"], s["idx"], s["tmp"], s["util"], s["uvals"],
@@ -227,13 +230,14 @@ class XNES(_NES):
         scratch.update(GM=np.empty((R, d, d)), V=np.empty((R, d, d)), T=np.empty((R, d, d)))
         return State(arrays=arrays, scratch=scratch)
 
-    def record(self, target, state, out, k):
+    def record(self, target: Landscape, state: State, out: dict[str, np.ndarray], k: int) -> None:
         self._record_common(target, state, out, k)
         a = state.arrays
         out["sigma"][:, k] = a["sigma"]
         out["variance"][:, k] = a["sigma"][:, None] ** 2 * np.sum(a["B"] ** 2, axis=2)
 
-    def advance(self, target, state, n_steps, record_every, out, k0, block):
+    def advance(self, target: Landscape, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray],
+                k0: int, block: int) -> None:
         a, s = state.arrays, state.scratch
         d = target.dim
         run_blocks(_k.xnes, (target.compiled_value, eigh.get(), target.theta, a["x"], a["sigma"], a["B"], a["best"],
@@ -245,4 +249,4 @@ class XNES(_NES):
 
 
 for _cls in (SNES, XNES):
-    _cls.__doc__ = _cls.__doc__.replace("{common}", _COMMON)
+    _cls.__doc__ = (_cls.__doc__ or "").replace("{common}", _COMMON)

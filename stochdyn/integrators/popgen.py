@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -203,7 +203,8 @@ class _Population(Integrator):
     def record(self, target: Any, state: State, out: dict[str, np.ndarray], k: int) -> None:
         self._run(target, state, 0, 1, out, k + 1, True)  # the kernel, asked to record only
 
-    def advance(self, target, state, n_steps, record_every, out, k0, block):
+    def advance(self, target: Any, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray],
+                k0: int, block: int) -> None:
         self._run(target, state, n_steps, record_every, out, k0, False)
 
     def divergence_hint(self, target: Any) -> str:
@@ -211,8 +212,12 @@ class _Population(Integrator):
                 "fitness, or zero fitness for the whole population, where the population went")
 
 
-def _population_doc(cls: type) -> type:
-    cls.__doc__ = cls.__doc__.replace("{common}", _COMMON)
+_PopulationType = TypeVar("_PopulationType", bound=type[_Population])
+
+
+def _population_doc(cls: _PopulationType) -> _PopulationType:
+    """Class decorator: fill the parameters common to the population integrators into the docstring."""
+    cls.__doc__ = (cls.__doc__ or "").replace("{common}", _COMMON)
     return cls
 
 
@@ -271,7 +276,8 @@ class WrightFisher(_Population):
                              small=np.empty((R, N), dtype=np.int64), large=np.empty((R, N), dtype=np.int64))
         return state
 
-    def _run(self, target, state, n_steps, record_every, out, k0, record_first):
+    def _run(self, target: Any, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray], k0: int,
+             record_first: bool) -> None:
         a, s = state.arrays, state.scratch
         run_blocks(_k.wright_fisher, (*self._target_args(target), a["x"], s["xnew"], s["grad"], s["u"], s["w"],
                                       s["prob"], s["alias"], s["small"], s["large"], a["rng"], a["diverged"],
@@ -303,7 +309,8 @@ class Moran(_Population):
                              cw=np.empty((R, 1)))
         return state
 
-    def _run(self, target, state, n_steps, record_every, out, k0, record_first):
+    def _run(self, target: Any, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray], k0: int,
+             record_first: bool) -> None:
         a, s = state.arrays, state.scratch
         run_blocks(_k.moran, (*self._target_args(target), a["x"], s["child"], s["grad"], s["u"], s["w"], s["cgrad"],
                               s["cu"], s["cw"], a["rng"], a["diverged"], a["halted"], self.mutation_rate,

@@ -207,7 +207,8 @@ class LRSchedule(_Config):
     def array(cls, values: Any) -> "LRSchedule":
         return cls(kind="array", values=values)
 
-    def kernel_args(self) -> tuple[int, tuple[float, ...], np.ndarray]:
+    def kernel_args(self) -> tuple[int, tuple[float, float, float, float, float], np.ndarray]:
+        """``(kind code, (warmup, total, final factor, step size, gamma), table)``: the kernels' arguments."""
         kind = {"constant": _k.LR_CONSTANT, "cosine": _k.LR_COSINE, "step": _k.LR_STEP, "array": _k.LR_ARRAY}[self.kind]
         table = np.asarray(self.values if self.values is not None else (0.0,), dtype=np.float64)
         return kind, (float(self.warmup_steps), float(self.total_steps or 0), self.final_factor,
@@ -659,7 +660,8 @@ class _SGDFamily(Integrator):
             else:
                 out[name][:, k] = 0 if EXTRA_VARIABLES[name][1] is np.int64 else np.nan
 
-    def advance(self, target, state, n_steps, record_every, out, k0, block):
+    def advance(self, target: Any, state: State, n_steps: int, record_every: int, out: dict[str, np.ndarray],
+                k0: int, block: int) -> None:
         cfg = self._config(target)
         a, s = state.arrays, state.scratch
         opt = cfg["icfg"][_k.I_OPT]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import textwrap
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 from numba import cfunc, njit
@@ -18,7 +18,22 @@ from .base import Landscape, register
 __all__ = ["landscape", "check_gradient"]
 
 
-def check_gradient(land: Landscape, points: Any, *, rtol: float = 1e-4) -> None:
+class Differentiable(Protocol):
+    """What :func:`check_gradient` reads: a name, the dimension, and ``value``/``value_and_grad`` at points
+    (a :class:`Landscape`, or e.g. one per-sample loss of a problem seen as a function of theta)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def value(self, x: Any) -> np.ndarray: ...
+
+    def value_and_grad(self, x: Any) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def check_gradient(land: Differentiable, points: Any, *, rtol: float = 1e-4) -> None:
     """Compare ``land.grad`` with central finite differences of ``land.value`` at ``points``.
 
     The step is :math:`h_j = \\epsilon^{1/3}\\max(1, |x_j|)`, whose truncation and rounding errors

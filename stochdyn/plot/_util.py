@@ -74,7 +74,7 @@ def plain_log_ticks(axis: Any, low: float, high: float) -> None:
 
     if not (low > 0 and high / low < 100):
         return
-    subs = np.arange(1.0, 10.0) if high / low < 5 else (1.0, 2.0, 5.0)
+    subs = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0) if high / low < 5 else (1.0, 2.0, 5.0)
     axis.set_major_locator(ticker.LogLocator(subs=subs))
     axis.set_major_formatter(ticker.FormatStrFormatter("%g"))
     axis.set_minor_formatter(ticker.NullFormatter())

@@ -23,14 +23,22 @@ _CLOUD = ("#D55E00", "#FFFFFF", "#CC79A7", "#E69F00", "#000000")
 
 
 def _bounds(landscape: Any, dims: Sequence[int], bounds: Any) -> list[tuple[float, float]]:
+    """One ``(low, high)`` pair per plotted coordinate: ``bounds`` (checked) or the landscape's ``plot_bounds``."""
     if bounds is not None:
-        b = [tuple(map(float, pair)) for pair in bounds]
+        try:
+            b = [(float(lo), float(hi)) for lo, hi in bounds]
+        except (TypeError, ValueError):  # not a sequence of pairs of numbers
+            b = []
         if len(b) != len(dims) or any(not hi > lo for lo, hi in b):
             raise ValidationError(f"The 'bounds' parameter must give (low, high) with low < high for each of {len(dims)} "
                                   f"plotted coordinates. Got {bounds}.")
         return b
     pb = getattr(landscape, "plot_bounds", ((-2.0, 2.0), (-2.0, 2.0)))
-    return [tuple(pb[min(d, len(pb) - 1)]) for d in dims]
+    out = []
+    for d in dims:
+        lo, hi = pb[min(d, len(pb) - 1)]
+        out.append((float(lo), float(hi)))
+    return out
 
 
 def landscape_contours(landscape: Any, *, dims: Sequence[int] = (0, 1), bounds: Any = None, at: Any = None,
@@ -87,7 +95,7 @@ def landscape_contours(landscape: Any, *, dims: Sequence[int] = (0, 1), bounds: 
         cs = ax.contourf(gx, gy, Uc, levels=lv, cmap="viridis", extend="max" if capped else "neither")
         ax.contour(gx, gy, Uc, levels=lv[1:-1], colors="0.95", linewidths=0.25, alpha=0.6, negative_linestyles="solid")
         if colorbar:
-            ticks = ticker.MaxNLocator(nbins=6).tick_values(umin, top)
+            ticks = np.asarray(ticker.MaxNLocator(nbins=6).tick_values(umin, top))
             cb = ax.figure.colorbar(cs, ax=ax, shrink=0.9, pad=0.02, ticks=ticks[(ticks >= umin) & (ticks <= top)])
             cb.set_label(axis_label("potential $U$"))
             cb.ax.tick_params(labelsize="small")
@@ -107,7 +115,7 @@ def _cloud(ds: xr.Dataset, var: str | None, time_index: int, dims: Sequence[int]
     da = select(ds, var, ("x", "population_mean"), "ensemble_snapshot").isel(time=time_index)
     idx = [int(i) for i in dims]
     if "individual" in da.dims:
-        groups = []
+        groups: list[tuple[np.ndarray, str | None]] = []
         for r in range(min(n_populations, da.sizes.get("replica", 1))):
             pop = da.isel(replica=r) if "replica" in da.dims else da
             groups.append((np.asarray(pop.isel(dim=idx).values).reshape(-1, len(idx))[:max_points],
@@ -178,7 +186,7 @@ def animate_ensemble(ds: xr.Dataset, path: str | Path, *, landscape: Any = None,
     fps = check_real("fps", fps, owner, gt=0.0)
     n = ds.sizes["time"]
     if frames is None:
-        frames = np.unique(np.linspace(0, n - 1, min(n, 200)).astype(int))
+        frames = np.unique(np.linspace(0, n - 1, min(n, 200)).astype(int)).tolist()
     frames = [check_int("frames", int(f), owner, ge=-n, lt=n) for f in frames]
     fig, ax = plt.subplots()
     ensemble_snapshot(ds, time=frames[0], landscape=landscape, var=var, dims=dims, max_points=max_points, ax=ax,
@@ -186,7 +194,8 @@ def animate_ensemble(ds: xr.Dataset, path: str | Path, *, landscape: Any = None,
     lines = [ln for ln in ax.get_lines() if ln.get_linestyle() in ("None", "none", "")]
     land = landscape_of(ds, landscape, owner)
     dims = (0,) if land.dim == 1 else dims
-    title = ax.title if ax.get_title(loc="left") == "" else ax._left_title
+    # the Text of the left title (private in Matplotlib, no public getter returns it)
+    title = ax.title if ax.get_title(loc="left") == "" else ax._left_title  # type: ignore[attr-defined]
     tname = label_of(ds["time"], "time").split(" [")[0]
 
     def update(f: int):
@@ -201,14 +210,14 @@ def animate_ensemble(ds: xr.Dataset, path: str | Path, *, landscape: Any = None,
     anim = animation.FuncAnimation(fig, update, frames=frames, blit=False)
     if path.suffix.lower() == ".mp4":
         if animation.writers.is_available("ffmpeg"):
-            writer: Any = animation.FFMpegWriter(fps=fps)
+            writer: Any = animation.FFMpegWriter(fps=fps)  # type: ignore[arg-type]  # stubs say int; any fps > 0 works
         else:
             warnings.warn(f"ffmpeg is not available: writing {path.with_suffix('.gif').name} (GIF) instead of "
                           f"{path.name}.", RuntimeWarning, stacklevel=user_stacklevel())
             path = path.with_suffix(".gif")
-            writer = animation.PillowWriter(fps=fps)
+            writer = animation.PillowWriter(fps=fps)  # type: ignore[arg-type]  # stubs say int; any fps > 0 works
     else:
-        writer = animation.PillowWriter(fps=fps)
+        writer = animation.PillowWriter(fps=fps)  # type: ignore[arg-type]  # stubs say int; any fps > 0 works
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".partial" + path.suffix)
     anim.save(str(tmp), writer=writer, dpi=dpi)

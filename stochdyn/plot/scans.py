@@ -52,7 +52,7 @@ def temperature_scan(est: xr.Dataset, x: str, *, hue: str | None = None, theory:
         sub = est if h is None else est.sel({hue: h})
         color = ax._get_lines.get_next_color()
         xv = np.asarray(sub[x].values, dtype=float)
-        lab = None if h is None else f"{_PRETTY.get(hue, hue).split(' $')[0]} = {h:g}"
+        lab = None if hue is None else f"{_PRETTY.get(hue, hue).split(' $')[0]} = {h:g}"  # h is None iff hue is
         ax.errorbar(xv, sub["value"].values, yerr=sub["standard_error"].values, fmt="o", color=color,
                     ms=3.5, elinewidth=0.8, label=lab or "simulation")
         if theory is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Hashable, Sequence
 
 import numpy as np
 import xarray as xr
@@ -70,7 +70,7 @@ def trajectory_fan(ds: xr.Dataset | xr.DataArray, var: str | None = None, *, coo
     return ax
 
 
-_LOSS_NAMES = {"batch_loss": "mini-batch loss", "loss": "loss", "energy": "full-batch loss"}
+_LOSS_NAMES: dict[Hashable, str] = {"batch_loss": "mini-batch loss", "loss": "loss", "energy": "full-batch loss"}
 
 
 def loss_curves(runs: Any, var: str | None = None, *, by: str = "batch_size", x: str = "time",

@@ -221,7 +221,9 @@ class Problem(HTMLRepr):  # HTMLRepr: a table of the parameters in notebooks
         return f"{self.name}(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.data_hash == self.data_hash and other.dim == self.dim  # type: ignore
+        # isinstance narrows ``other`` for mypy; type(other) is type(self) decides
+        return (isinstance(other, Problem) and type(other) is type(self) and other.data_hash == self.data_hash
+                and other.dim == self.dim)
 
     def __hash__(self) -> int:
         return hash((self.name, self._hash))
@@ -374,4 +376,5 @@ def problem_from_dict(spec: dict[str, Any]) -> Problem:
 def _init_args(cls: type) -> tuple[str, ...]:
     import inspect
 
-    return tuple(inspect.signature(cls.__init__).parameters)
+    # the class's own constructor (mypy warns that an instance's __init__ may be a subclass's: only read here)
+    return tuple(inspect.signature(cls.__init__).parameters)  # type: ignore[misc]
