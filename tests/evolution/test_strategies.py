@@ -12,7 +12,6 @@ import warnings
 
 import numpy as np
 import pytest
-import xarray as xr
 
 import stochdyn as sd
 from stochdyn import theory as th
@@ -250,24 +249,3 @@ def test_a_collapsed_cma_run_halts_instead_of_diverging():
                          rng=3)
     ev = ds["evaluations"].values
     assert np.all(ev[:, -1] < 8 * 3000) and np.all(ev[:, -1] == ev[:, -2])  # halted, records repeated
-
-
-_DATASET_NAMES = set(dir(xr.Dataset))
-
-
-@pytest.mark.parametrize("make,target", [
-    (lambda: sd.WrightFisher(record_population=True), lambda: L.DoubleWell(dim=2)),
-    (lambda: sd.Moran(), lambda: sd.fitness.NKFitness(n_sites=3, k_epistasis=1)),
-    (lambda: sd.OnePlusOneES(), lambda: L.DoubleWell(dim=2)),
-    (lambda: sd.CSAES(record_population=True), lambda: L.DoubleWell(dim=2)),
-    (lambda: sd.CMAES(restarts="bipop"), lambda: L.DoubleWell(dim=2)),
-    (lambda: sd.SepCMAES(), lambda: L.DoubleWell(dim=2)),
-    (lambda: sd.XNES(), lambda: L.DoubleWell(dim=2)),
-    (lambda: sd.SNES(), lambda: L.DoubleWell(dim=2)),
-    (lambda: sd.OpenES(), lambda: L.DoubleWell(dim=2)),
-    (lambda: sd.GeneticAlgorithm(record_population=True), lambda: L.DoubleWell(dim=2)),
-])
-def test_no_recorded_variable_is_shadowed_by_a_dataset_attribute(make, target):
-    names = {v.name for v in make().variables(target())}
-    assert "population_mean" in names or "x" in names
-    assert not names & _DATASET_NAMES, names & _DATASET_NAMES
