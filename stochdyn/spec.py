@@ -136,10 +136,10 @@ def _target_registry(tname: str) -> dict[str, type] | None:
     return None
 
 
-def _init_keys(cls: type) -> list[str] | None:
-    """Keyword parameters of a class's constructor (``None`` if it takes ``**kwargs``)."""
-    # the class's own constructor (mypy warns that an instance's __init__ may be a subclass's: only read here)
-    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # type: ignore[misc]
+def _init_keys(make: Callable[..., Any]) -> list[str] | None:
+    """Keyword parameters of a class's constructor, or of a factory such as a bound ``from_data``
+    (``None`` if it takes ``**kwargs``)."""
+    params = list(inspect.signature(make).parameters.values())
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
     return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]

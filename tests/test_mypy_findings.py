@@ -64,3 +64,21 @@ def test_sharded_store_with_a_bad_fingerprint_is_not_resumed(tmp_path):
         _finished_store(path, {"run": 1}, resume=True)
     zarr.open_group(str(path), mode="r+").attrs["shards_fingerprint"] = json.dumps({"run": 1})
     assert _finished_store(path, {"run": 1}, resume=True) is not None
+
+
+def test_spec_key_hints_read_a_factory_signature_not_its_method_wrapper():
+    # "did you mean" for a target table lists the constructor's keys and those of `from_data`; a bound
+    # method used to be read through its `__init__` (always *args, **kwargs), so its keys were never listed
+    from stochdyn.spec import _init_keys
+
+    class Made:
+        def __init__(self, a, b=1):
+            pass
+
+        @classmethod
+        def from_data(cls, data, *, noise=0.0, seed=None):
+            return cls(data)
+
+    assert _init_keys(Made) == ["a", "b"]
+    assert _init_keys(Made.from_data) == ["data", "noise", "seed"]
+    assert _init_keys(sd.landscapes.DoubleWell) == ["dim", "barrier", "separation", "tilt", "stiffness"]
