@@ -35,6 +35,7 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    "_ext.mathjax_offline",  # MathJax ships with the site: equations render on a page opened offline
     "numpydoc",
     "myst_nb",
     "sphinx_gallery.gen_gallery",

@@ -52,7 +52,7 @@ def test_site_builds_without_warnings(site):
 class _Links(html.parser.HTMLParser):
     def __init__(self):
         super().__init__()
-        self.links, self.images = [], []
+        self.links, self.images, self.assets = [], [], []
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -60,6 +60,10 @@ class _Links(html.parser.HTMLParser):
             self.links.append(a["href"])
         if tag == "img" and a.get("src"):
             self.images.append(a["src"])
+        if tag == "script" and a.get("src"):
+            self.assets.append(a["src"])
+        if tag == "link" and a.get("rel") == "stylesheet" and a.get("href"):
+            self.assets.append(a["href"])
 
 
 def _parse(page: Path) -> _Links:
@@ -87,6 +91,27 @@ def test_every_link_and_image_of_every_page_resolves(site):
             if target is not None and not target.exists():
                 broken.append(f"{page.relative_to(html_dir)} -> {ref}")
     assert not broken, "broken links or images:\n" + "\n".join(broken[:30])
+
+
+def test_pages_load_no_script_or_stylesheet_from_the_network(site):
+    """The site works offline (a lab in a classroom without network): MathJax ships with it
+    (sphinx-mathjax-offline), so equations render instead of showing raw TeX; every script and
+    stylesheet is a file of the site."""
+    _, html_dir = site
+    remote, missing = set(), set()
+    for page in sorted(html_dir.rglob("*.html")):
+        if page.relative_to(html_dir).parts[0] == "_static":
+            continue  # the theme's Jinja templates, not pages
+        for ref in _parse(page).assets:
+            target = _local(page, ref)
+            if target is None:
+                remote.add(ref)
+            elif not target.exists():
+                missing.add(f"{page.relative_to(html_dir)} -> {ref}")
+    assert not remote, f"scripts or stylesheets from the network: {sorted(remote)[:10]}"
+    assert not missing, f"missing scripts or stylesheets: {sorted(missing)[:10]}"
+    assert (html_dir / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert '_static/mathjax/tex-chtml.js' in (html_dir / "sgd-as-langevin.html").read_text()
 
 
 def test_every_public_name_has_an_api_page(site):
