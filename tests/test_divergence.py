@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 import stochdyn as sd
+from deferred import deferred
 
 L = sd.landscapes
 
 
-@L.landscape(dim=1)
+@deferred(L.landscape(dim=1))
 def steep_quartic(x, grad):
     grad[0] = x[0] ** 3
     return 0.25 * x[0] ** 4
@@ -52,13 +53,13 @@ def test_every_replica_diverging_is_still_not_a_crash():
     assert ds.diverged.all() and np.isnan(ds.x.isel(time=-1)).all()
 
 
-@L.landscape(dim=1, check_points=[[-1.0], [0.0], [0.5]])
+@deferred(L.landscape(dim=1, check_points=[[-1.0], [0.0], [0.5]]))
 def cliff(x, grad):
     grad[0] = -1.0
     return -x[0] if x[0] < 1.0 else np.nan  # the energy is NaN beyond x = 1, the gradient never
 
 
-@L.landscape(dim=1)
+@deferred(L.landscape(dim=1))
 def slope(x, grad):
     grad[0] = -1.0
     return -x[0]

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 import stochdyn as sd
+from deferred import deferred
 from stochdyn.ensemble.store import read_checkpoint
 
 L, P = sd.landscapes, sd.problems
@@ -62,7 +63,7 @@ def _names(err: sd.UserCodeError, kind: str, name: str, exc: type, message: str,
 
 
 # -- landscapes ------------------------------------------------------------------------------------
-@L.landscape(dim=1, check_points=INSIDE)
+@deferred(L.landscape(dim=1, check_points=INSIDE))
 def cliff_raises(x, grad):
     grad[0] = 4.0 * x[0] * (x[0] * x[0] - 1.0)
     if x[0] > 1.2:
@@ -70,7 +71,7 @@ def cliff_raises(x, grad):
     return (x[0] * x[0] - 1.0) ** 2
 
 
-@L.landscape(dim=1, check_points=INSIDE)
+@deferred(L.landscape(dim=1, check_points=INSIDE))
 def cliff_twin(x, grad):
     if x[0] > 1.2:
         grad[0] = np.nan
@@ -79,7 +80,7 @@ def cliff_twin(x, grad):
     return (x[0] * x[0] - 1.0) ** 2
 
 
-@L.landscape(dim=1)
+@deferred(L.landscape(dim=1))
 def well(x, grad):
     grad[0] = 4.0 * x[0] * (x[0] * x[0] - 1.0)
     return (x[0] * x[0] - 1.0) ** 2
@@ -127,7 +128,7 @@ def test_a_fault_in_the_initial_state_names_its_replica():
     assert (err.replica, err.step) == (int(re.search(r"replica (\d+)", str(twin.value)).group(1)), 0)
 
 
-@L.landscape(dim=1, check_points=INSIDE)
+@deferred(L.landscape(dim=1, check_points=INSIDE))
 def reads_past_its_end(x, grad):  # cliff_raises with x[1] instead of the raise
     grad[0] = 4.0 * x[0] * (x[0] * x[0] - 1.0)
     k = 1 if x[0] > 1.2 else 0  # x[1] does not exist at dim 1
@@ -180,7 +181,7 @@ def test_evaluating_a_raising_landscape_raises_at_once():
         land.value([[0.0], [1.5]])
 
 
-@L.landscape(dim=1, check_points=INSIDE)
+@deferred(L.landscape(dim=1, check_points=INSIDE))
 def nan_cliff(x, grad):
     grad[0] = 4.0 * x[0] * (x[0] * x[0] - 1.0)
     return (x[0] * x[0] - 1.0) ** 2 if x[0] <= 1.2 else np.nan  # the value is NaN beyond, the gradient never
@@ -199,7 +200,7 @@ def test_a_nan_value_with_a_finite_gradient_freezes_the_replica(family):
 
 
 # -- per-sample losses and augmentations ---------------------------------------------------------
-@P.per_sample_loss(dim=1)
+@deferred(P.per_sample_loss(dim=1))
 def square_raises(theta, row, grad):
     if theta[0] > 1.2:
         raise ValueError("theta too large")
@@ -208,7 +209,7 @@ def square_raises(theta, row, grad):
     return 0.5 * r * r
 
 
-@P.per_sample_loss(dim=1)
+@deferred(P.per_sample_loss(dim=1))
 def square_twin(theta, row, grad):
     if theta[0] > 1.2:
         grad[0] = np.nan
@@ -218,19 +219,19 @@ def square_twin(theta, row, grad):
     return 0.5 * r * r
 
 
-@P.augmentation(n_normals=1)
+@deferred(P.augmentation(n_normals=1))
 def jitter(row, out, z, s=0.1):
     out[0] = row[0] + s * z[0]
 
 
-@P.augmentation(n_normals=1)
+@deferred(P.augmentation(n_normals=1))
 def jitter_raises(row, out, z, s=0.1):
     if z[0] > 1.5:
         raise ValueError("large jitter")
     out[0] = row[0] + s * z[0]
 
 
-@P.augmentation(n_normals=1)
+@deferred(P.augmentation(n_normals=1))
 def jitter_twin(row, out, z, s=0.1):
     out[0] = np.nan if z[0] > 1.5 else row[0] + s * z[0]
 
@@ -250,7 +251,7 @@ def test_a_raising_per_sample_loss_stops_the_run_naming_replica_and_step(path):
     assert err.inputs["theta"][0] > 1.2 and err.inputs["row"].shape == (1,)
 
 
-@P.per_sample_loss(dim=1)
+@deferred(P.per_sample_loss(dim=1))
 def square_nan(theta, row, grad):
     r = theta[0] - row[0]
     grad[0] = r
@@ -338,14 +339,14 @@ def test_a_raising_fitness_map_stops_the_run_naming_replica_and_step():
         w_raises([0.1, 0.5])
 
 
-@sd.stopping.rule(needs_energy=False)
+@deferred(sd.stopping.rule(needs_energy=False))
 def below_raises(x, energy):
     if x[0, 0] > 1.2:
         raise ValueError("rule fails beyond 1.2")
     return x[0, 0] < -0.2
 
 
-@sd.stopping.rule(needs_energy=False)
+@deferred(sd.stopping.rule(needs_energy=False))
 def below_twin(x, energy):
     return True if x[0, 0] > 1.2 else x[0, 0] < -0.2
 

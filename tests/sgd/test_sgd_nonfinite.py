@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 import stochdyn as sd
+from deferred import deferred
 
 P = sd.problems
 
 
-@P.per_sample_loss(dim=1, check=False)
+@deferred(P.per_sample_loss(dim=1, check=False))
 def _nan_beyond(theta, row, grad, edge=1.05):
     """Gradient -1 everywhere (theta grows by lr per step); the loss is NaN once theta > edge."""
     grad[0] = -1.0 + 0.0 * row[0]
@@ -36,13 +37,13 @@ def test_a_nan_loss_with_a_finite_gradient_flags_the_replica_at_that_step(record
     assert np.all(np.isfinite(ds.x.sel(time=11).values)) and np.all(np.isnan(ds.x.sel(time=12).values))
 
 
-@P.augmentation(n_normals=1)
+@deferred(P.augmentation(n_normals=1))
 def _infinite_feature(row, out, z, s=1.0):
     out[0] = row[0] + s * z[0] * 1e308 * 1e308  # +-inf
     out[1] = row[1]
 
 
-@P.per_sample_loss(dim=1, check=False)
+@deferred(P.per_sample_loss(dim=1, check=False))
 def _loss_reads_the_row(theta, row, grad):
     grad[0] = theta[0]
     return 0.5 * theta[0] ** 2 + row[0]
@@ -56,7 +57,7 @@ def test_an_augmentation_that_makes_the_loss_infinite_flags_the_replica():
     assert np.all(np.isnan(ds.x.sel(time=1).values))
 
 
-@sd.landscapes.landscape(dim=1, check=False)
+@deferred(sd.landscapes.landscape(dim=1, check=False))
 def _nan_energy_beyond(x, grad, edge=5.05):
     grad[0] = -1.0
     return np.nan if x[0] > edge else -x[0]
