@@ -120,6 +120,14 @@ def run_info(ds: xr.Dataset) -> dict[str, Any]:
     }
 
 
+def fast_variable(dims: tuple | str, values: np.ndarray, attrs: dict[str, Any]) -> xr.Variable:
+    """``xr.Variable(dims, values, attrs=attrs)`` for a plain NumPy array (or a dask placeholder) already
+    in its final dtype, made with ``fastpath=True``: xarray then skips its checks for other array types,
+    which import ``dask.array`` when dask is installed (~0.3 s of the first run in a process, more than
+    everything else a cached run costs; docs/design.md)."""
+    return xr.Variable(dims, values, attrs=attrs, fastpath=True)
+
+
 def build_dataset(
     variables: Iterable[Any],
     data: dict[str, np.ndarray],
@@ -130,20 +138,17 @@ def build_dataset(
     time_units: str,
     diverged_step: np.ndarray,
     attrs: dict[str, Any],
-    extra: dict[str, xr.DataArray] | None = None,
+    extra: dict[str, xr.Variable] | None = None,
 ) -> xr.Dataset:
     """Assemble the Dataset from recorded arrays ``data[name]`` of shape ``(replica, time, *var.shape)``.
 
-    Variables are made with ``fastpath=True`` (the arrays are plain NumPy arrays, or the dask
+    Variables are made with :func:`fast_variable` (the arrays are plain NumPy arrays, or the dask
     placeholders of a store template, already in their final dtype) and the coordinates' indexes
     from ``pandas.Index`` objects: xarray then skips its checks for other array types, which import
-    ``dask.array`` when dask is installed (~0.3 s of the first run in a process, more than
-    everything else a cached run costs; docs/design.md). The Dataset is the same.
+    ``dask.array`` when dask is installed. The Dataset is the same. ``extra``: more per-replica
+    variables (the stopping rule's), made the same way.
     """
-
-    def variable(dims: tuple, values: Any, attrs: dict[str, Any]) -> xr.Variable:
-        return xr.Variable(dims, values, attrs=attrs, fastpath=True)
-
+    variable = fast_variable
     data_vars: dict[str, Any] = {}
     sizes: dict[str, int] = {}
     for var in variables:

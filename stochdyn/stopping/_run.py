@@ -342,23 +342,26 @@ class StopTracker:
         return State(arrays=arrays, scratch=scratch, step=state.step)
 
     # -- output --------------------------------------------------------------------------------
-    def data_vars(self, state: Any) -> dict[str, xr.DataArray]:
+    def data_vars(self, state: Any) -> dict[str, xr.Variable]:
         """``stopped``, ``stop_step``, ``stop_time`` and ``stop_rule`` (dims ``replica``); ``stop_time`` is
-        the ``time`` coordinate's own function of the step (exact to the decimal ``dt``)."""
+        the ``time`` coordinate's own function of the step (exact to the decimal ``dt``). Made like the
+        Dataset's other variables (:func:`~stochdyn.io.schema.fast_variable`: no ``dask.array`` import)."""
+        from ..io.schema import fast_variable
+
         step = state.arrays["stop_step"]
         stopped = step >= 0
         time = np.where(stopped, self.integrator.time_of_step(np.maximum(step, 0)), np.nan)
         labels = self.compiled.labels
         units = self.integrator.time_units
         return {
-            "stopped": xr.DataArray(stopped, dims="replica", attrs={
+            "stopped": fast_variable("replica", stopped, {
                 "long_name": "the stopping rule held before the end of the run (False: censored)", "units": "1"}),
-            "stop_step": xr.DataArray(step.astype(np.int64), dims="replica", attrs={
+            "stop_step": fast_variable("replica", step.astype(np.int64), {
                 "long_name": "first step at which the stopping rule held (-1: censored)", "units": "1"}),
-            "stop_time": xr.DataArray(np.asarray(time, dtype=np.float64), dims="replica", attrs={
+            "stop_time": fast_variable("replica", np.asarray(time, dtype=np.float64), {
                 "long_name": f"{self.integrator.time_long_name} at which the stopping rule held (NaN: censored)",
                 "units": units}),
-            "stop_rule": xr.DataArray(state.arrays["stop_rule"].astype(np.int64), dims="replica", attrs={
+            "stop_rule": fast_variable("replica", state.arrays["stop_rule"].astype(np.int64), {
                 "long_name": "which stopping rule held first (-1: censored)", "units": "1",
                 "flag_values": np.arange(len(labels), dtype=np.int64), "flag_meanings": " ".join(labels)}),
         }
