@@ -69,7 +69,8 @@ def test_lane_draws_consume_each_stream_like_randbelow():
         a_coef, b_coef = np.zeros((L, B)), np.zeros((L, B))
         for _ in range(3):
             scalar(a_rng, diverged, N, B, weights, a_idx, a_coef)
-            _k._draw_lanes(b_rng, diverged, None, 0, n, N, B, weights, True, b_idx, b_coef, np.zeros((B + 3, L), np.uint64))
+            _k._draw_lanes(b_rng, diverged, None, diverged, 0, n, N, B, weights, True, b_idx, b_coef,
+                           np.zeros((B + 3, L), np.uint64))
             live = diverged < 0
             np.testing.assert_array_equal(a_idx[:n][live], b_idx[:n][live])
             np.testing.assert_array_equal(a_coef[:n][live], b_coef[:n][live])
