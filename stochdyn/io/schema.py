@@ -148,30 +148,30 @@ def build_dataset(
     ``dask.array`` when dask is installed. The Dataset is the same. ``extra``: more per-replica
     variables (the stopping rule's), made the same way.
     """
-    variable = fast_variable
     data_vars: dict[str, Any] = {}
     sizes: dict[str, int] = {}
     for var in variables:
         dims = ("replica", "time") + tuple(var.dims)
-        data_vars[var.name] = variable(dims, data[var.name], {"long_name": var.long_name, "units": cf_units(var.units)})
+        data_vars[var.name] = fast_variable(dims, data[var.name],
+                                            {"long_name": var.long_name, "units": cf_units(var.units)})
         sizes.update(zip(var.dims, var.shape))
-    data_vars["diverged"] = variable(
+    data_vars["diverged"] = fast_variable(
         ("replica",), diverged_step >= 0, {"long_name": "replica became non-finite and was frozen", "units": "1"}
     )
-    data_vars["diverged_step"] = variable(
+    data_vars["diverged_step"] = fast_variable(
         ("replica",), diverged_step.astype(np.int64),
         {"long_name": "step at which the replica became non-finite (-1: never)", "units": "1"},
     )
     coords: dict[str, Any] = {
-        "replica": variable(("replica",), np.asarray(replica_ids, dtype=np.int64),
-                            {"long_name": "replica id", "units": "1"}),
-        "time": variable(("time",), np.asarray(times, dtype=np.float64),
-                         {"long_name": time_long_name, "units": cf_units(time_units)}),
-        "step": variable(("time",), np.asarray(steps, dtype=np.int64), {"long_name": "step", "units": "1"}),
+        "replica": fast_variable(("replica",), np.asarray(replica_ids, dtype=np.int64),
+                                 {"long_name": "replica id", "units": "1"}),
+        "time": fast_variable(("time",), np.asarray(times, dtype=np.float64),
+                              {"long_name": time_long_name, "units": cf_units(time_units)}),
+        "step": fast_variable(("time",), np.asarray(steps, dtype=np.int64), {"long_name": "step", "units": "1"}),
     }
     for name, size in sizes.items():
-        coords[name] = variable((name,), np.arange(size, dtype=np.int64),
-                                {"long_name": _INDEX_NAMES.get(name, f"{name} index"), "units": "1"})
+        coords[name] = fast_variable((name,), np.arange(size, dtype=np.int64),
+                                     {"long_name": _INDEX_NAMES.get(name, f"{name} index"), "units": "1"})
     indexes = {name: PandasIndex(pd.Index(v.values, name=name), v.dims[0]) for name, v in coords.items()}
     ds = xr.Dataset(data_vars, coords=xr.Coordinates(coords, indexes=indexes), attrs=attrs)
     if extra:
