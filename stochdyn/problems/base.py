@@ -278,6 +278,30 @@ class Problem(HTMLRepr):  # HTMLRepr: a table of the parameters in notebooks
         return order.astype(np.int64), starts, values
 
 
+@numba.njit(cache=True)
+def quadratic_values(H: np.ndarray, b: np.ndarray, c: float, pts: np.ndarray, values: np.ndarray,
+                     grads: np.ndarray) -> None:
+    r"""For every row :math:`\theta` of ``pts``: ``grads`` :math:`g = H\theta - b` and ``values``
+    :math:`U = \tfrac12\,\theta^\top(g - b) + c = \tfrac12\theta^\top H\theta - b^\top\theta + c`.
+
+    Each sum runs in index order, one point at a time, so a point's U and gradient are the same
+    bits whatever other points are evaluated with it and on every IEEE machine. (A BLAS product
+    ``pts @ H`` is not: its order of additions depends on the number of rows and on the CPU, which
+    made the energy recorded for a replica depend on which replicas were recorded with it.)
+    """
+    d = pts.shape[1]
+    for p in range(pts.shape[0]):
+        v = 0.0
+        for i in range(d):
+            g = 0.0
+            for j in range(d):
+                g += H[i, j] * pts[p, j]
+            g -= b[i]
+            grads[p, i] = g
+            v += pts[p, i] * (g - b[i])
+        values[p] = 0.5 * v + c
+
+
 class QuadraticForm:
     r"""Mixin for problems whose loss is quadratic: :math:`U(\theta) = \tfrac12\theta^\top H\theta - b^\top\theta + c`.
 
@@ -292,16 +316,19 @@ class QuadraticForm:
 
     def _set_quadratic(self, H: np.ndarray, b: np.ndarray, c: float) -> None:
         self.hessian = 0.5 * (H + H.T)
-        self.linear = np.asarray(b, dtype=np.float64)
+        self.linear = np.ascontiguousarray(b, dtype=np.float64)
         self.constant = float(c)
         for a in (self.hessian, self.linear):
             a.setflags(write=False)
 
     def value_and_grad(self, theta: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Full-batch U and grad U at points of shape ``(..., dim)`` from ``H, b, c``
+        (:func:`quadratic_values`: each point's numbers do not depend on the other points)."""
         pts, lead = self._as_points(theta)  # type: ignore[attr-defined]
-        g = pts @ self.hessian - self.linear
-        v = 0.5 * np.einsum("pi,pi->p", pts, g - self.linear) + self.constant
-        return v.reshape(lead), g.reshape(lead + (pts.shape[1],))
+        values = np.empty(pts.shape[0])
+        grads = np.empty_like(pts)
+        quadratic_values(self.hessian, self.linear, self.constant, pts, values, grads)
+        return values.reshape(lead), grads.reshape(lead + (pts.shape[1],))
 
     def minimizer(self) -> np.ndarray:
         """The minimiser :math:`\\theta^* = H^{-1} b`."""

@@ -42,6 +42,24 @@ def test_full_batch_value_is_the_weighted_sum_of_per_sample_losses(prob):
     np.testing.assert_allclose(g, gg, rtol=1e-10, atol=1e-10)
 
 
+def test_a_quadratic_problems_value_at_a_point_does_not_depend_on_the_other_points():
+    """U and grad U of a point are the same bits evaluated alone, in a batch of 1000 points, or in any
+    part of it, and equal the index-order sums written out: a recorded energy must not depend on which
+    replicas are recorded with it (a BLAS product ``pts @ H`` changed its last bits with the batch)."""
+    ls = P.LeastSquares.from_data(P.gaussian_regression(500, 20, noise=0.5, seed=1), l2=0.1)
+    pts = np.random.default_rng(3).normal(size=(1000, 20))
+    v, g = ls.value_and_grad(pts)
+    H, b, c = ls.hessian, ls.linear, ls.constant
+    for i in (0, 17, 400, 999):
+        vi, gi = ls.value_and_grad(pts[i])
+        assert vi == v[i] and np.array_equal(gi, g[i])
+        assert np.array_equal(ls.value(pts[i:i + 3]), v[i:i + 3])
+        gref = [sum((H[k, j] * pts[i, j] for j in range(20)), 0.0) - b[k] for k in range(20)]
+        assert gi.tolist() == gref
+        assert vi == 0.5 * sum((pts[i, k] * (gref[k] - b[k]) for k in range(20)), 0.0) + c
+    np.testing.assert_array_equal(ls.value(pts[::-1]), v[::-1])
+
+
 def test_least_squares_is_the_mean_loss_and_its_minimiser_solves_the_normal_equations():
     data = P.gaussian_regression(200, 4, noise=0.3, seed=5)
     ls = P.LeastSquares.from_data(data)
